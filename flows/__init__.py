@@ -1,0 +1,1 @@
+"""Prefect flows: when each pipeline runs, how it retries, what it reports."""

@@ -1,0 +1,51 @@
+"""What every flow shares: the retry policy and the load report.
+
+Kept here, not in each flow, so that a new flow gets the same behaviour by importing it.
+"""
+
+from __future__ import annotations
+
+from prefect import Task, get_run_logger
+from prefect.client.schemas.objects import State, TaskRun
+
+from utils.destinations import find_cause
+from utils.errors import PermanentPipelineError
+from utils.load_summary import LoadSummary
+
+# Growing delays between task retries (seconds): a blip clears in 10 s, an API restart in a minute
+# or two, a longer outage is worth an alert rather than more waiting.
+RETRY_DELAYS_SECONDS: list[float] = [10, 30, 90]
+RETRIES = len(RETRY_DELAYS_SECONDS)
+
+
+def retry_unless_permanent(task: Task[..., object], task_run: TaskRun, state: State[object]) -> bool:
+    """Prefect retry condition: retry unless the failure cannot heal by waiting.
+
+    Bad credentials, a rejected request or a malformed payload fail the same way on every retry,
+    so those go straight to failure (and the alert) instead of waiting two minutes.
+
+    Args:
+        task: The task being retried.
+        task_run: Its run.
+        state: The failed state.
+
+    Returns:
+        True to retry.
+    """
+    try:
+        state.result()
+    except PermanentPipelineError:
+        return False
+    except BaseException as exc:  # any other failure may be transient
+        return find_cause(exc, PermanentPipelineError) is None
+    return True
+
+
+def log_load_summary(summary: LoadSummary) -> None:
+    """Log what a pipeline run loaded through Prefect's run logger.
+
+    dlt's own logger does not propagate, so without this nothing of the load reaches Prefect.
+    """
+    logger = get_run_logger()
+    for line in summary.lines():
+        logger.info(line)

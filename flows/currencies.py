@@ -1,0 +1,34 @@
+"""Currencies flow: runs the currencies pipeline under Prefect."""
+
+from __future__ import annotations
+
+from prefect import flow, task
+
+from flows.common import RETRIES, RETRY_DELAYS_SECONDS, log_load_summary, retry_unless_permanent
+from utils.load_summary import LoadSummary
+
+
+@task(
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS_SECONDS,
+    retry_condition_fn=retry_unless_permanent,
+)
+def load_currencies() -> LoadSummary:
+    """Run the currencies pipeline and report what it loaded."""
+    # Imported here so the flow module stays importable without the pipeline's dependencies being
+    # resolved, and to avoid import cycles between layers.
+    from pipelines.currencies import run
+
+    summary = LoadSummary.from_load_info(run())
+    log_load_summary(summary)
+    return summary
+
+
+@flow(name="currencies", log_prints=True)
+def currencies_flow() -> LoadSummary:
+    """Load the currency list (reference data, replaced as a whole)."""
+    return load_currencies()
+
+
+if __name__ == "__main__":
+    currencies_flow()

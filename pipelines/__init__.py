@@ -1,0 +1,1 @@
+"""dlt pipeline configurations: where each source's data goes (destination and dataset)."""

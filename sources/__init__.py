@@ -1,0 +1,1 @@
+"""dlt sources: what is extracted, with no knowledge of destinations or orchestration."""

@@ -1,0 +1,202 @@
+"""One place that decides where a pipeline loads and how it runs.
+
+Every module in `pipelines/` builds its `dlt.Pipeline` with `make_pipeline` and runs it with
+`run_pipeline`, so the rules below hold for all of them:
+
+* The production destination is named by the pipeline (Snowflake for most). `DLT__DESTINATION`
+  (or `destination` under `[dlt]` in `.dlt/config.toml`) overrides it, e.g. `DLT__DESTINATION=duckdb`
+  for a laptop. dlt itself ignores that variable, hence this module.
+* Replaced tables are swapped in atomically (`insert-from-staging`), so reference data is never seen
+  half-loaded and a failed replace leaves the previous table intact.
+* Destination settings are resolved before any data is extracted: missing credentials fail fast with
+  the keys to set, instead of after a long extract.
+* Load packages left pending by a crashed or failed run are finished before new data is extracted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dlt
+from dlt.common.configuration.exceptions import ConfigFieldMissingException, LookupTraces
+from dlt.common.destination import Destination
+from dlt.common.pipeline import LoadInfo
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from utils.errors import ConfigurationError, PipelineError
+
+PRODUCTION_DESTINATION = "snowflake"
+
+# Destinations a pipeline may be switched to with DLT__DESTINATION. Kept short on purpose: each one
+# here is tested (DuckDB locally, Snowflake in production, the filesystem for the S3 landing zone).
+KNOWN_DESTINATIONS = ("duckdb", "snowflake", "filesystem")
+
+# `insert-from-staging` loads the new rows into a staging dataset and swaps them in within one
+# transaction; dlt's default `truncate-and-insert` empties the table first and is not atomic.
+REPLACE_STRATEGY = "insert-from-staging"
+
+_OVERRIDE_KEY = "dlt.destination"
+_DUCKDB_PATH_KEY = "local.duckdb_path"
+DEFAULT_DUCKDB_PATH = ".local/warehouse.duckdb"
+
+E = TypeVar("E", bound=BaseException)
+
+
+def selected_destination(production_destination: str = PRODUCTION_DESTINATION) -> str:
+    """Return the destination type to load into.
+
+    Args:
+        production_destination: What the pipeline loads into in production.
+
+    Returns:
+        `DLT__DESTINATION` when set (via any dlt config provider), else `production_destination`.
+
+    Raises:
+        ConfigurationError: The override names a destination this project does not support.
+    """
+    override = dlt.config.get(_OVERRIDE_KEY, str)
+    chosen = (override or production_destination).strip().lower()
+    if chosen not in KNOWN_DESTINATIONS:
+        raise ConfigurationError(
+            f"DLT__DESTINATION={chosen!r} is not a destination this project loads into; "
+            f"use one of {', '.join(KNOWN_DESTINATIONS)}."
+        )
+    return chosen
+
+
+def local_duckdb_path() -> Path:
+    """Return the local DuckDB file every pipeline shares (`local.duckdb_path`), creating its folder.
+
+    A single file means one place to query everything the main job loaded.
+    """
+    path = Path(dlt.config.get(_DUCKDB_PATH_KEY, str) or DEFAULT_DUCKDB_PATH).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def make_pipeline(
+    pipeline_name: str,
+    dataset_name: str,
+    *,
+    production_destination: str = PRODUCTION_DESTINATION,
+    **destination_options: Any,
+) -> dlt.Pipeline:
+    """Create the dlt pipeline for `pipeline_name` with the project's destination rules.
+
+    Args:
+        pipeline_name: Name of the pipeline (and of its working directory and state).
+        dataset_name: The dataset - a schema in Snowflake, upper-cased there by dlt.
+        production_destination: Destination type used when `DLT__DESTINATION` is not set.
+        **destination_options: Extra settings for the destination factory (e.g. `layout`).
+
+    Returns:
+        A configured `dlt.Pipeline`; nothing is resolved or connected yet.
+    """
+    destination_type = selected_destination(production_destination)
+    options = dict(destination_options)
+    if destination_type != "filesystem":
+        options.setdefault("replace_strategy", REPLACE_STRATEGY)
+    if destination_type == "duckdb":
+        options.setdefault("credentials", str(local_duckdb_path()))
+    destination = Destination.from_reference(destination_type, **options)
+    return dlt.pipeline(
+        pipeline_name=pipeline_name,
+        destination=destination,
+        dataset_name=dataset_name,
+    )
+
+
+def check_destination(pipeline: dlt.Pipeline) -> None:
+    """Resolve the destination's configuration now, so a missing secret fails before extraction.
+
+    Args:
+        pipeline: The pipeline to check.
+
+    Raises:
+        ConfigurationError: Lists every missing key, where to put it, and the local alternative.
+    """
+    try:
+        pipeline.destination_client()
+    except ConfigFieldMissingException as exc:
+        destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
+        missing = _missing_keys(exc, f"destination.{destination_type}")
+        env_names = ", ".join(key.upper().replace(".", "__") for key in missing)
+        raise ConfigurationError(
+            f"Pipeline '{pipeline.pipeline_name}' cannot load into {destination_type}: missing "
+            f"{', '.join(missing)}. Put them in .dlt/secrets.toml (see .dlt/secrets.toml.example), "
+            f"set the environment variables {env_names}, or enable the AWS Secrets Manager provider. "
+            "To run locally without a warehouse, set DLT__DESTINATION=duckdb."
+        ) from None
+
+
+def _missing_keys(exc: ConfigFieldMissingException, prefix: str) -> list[str]:
+    keys: list[str] = []
+
+    def walk(traces: dict[str, Any], path: str) -> None:
+        for field, field_traces in traces.items():
+            nested = [t for t in field_traces if isinstance(t, LookupTraces)]
+            if nested:
+                for trace in nested:
+                    walk(trace.traces, f"{path}.{field}")
+            else:
+                keys.append(f"{path}.{field}")
+
+    walk(exc.traces, prefix)
+    return sorted(set(keys))
+
+
+def run_pipeline(pipeline: dlt.Pipeline, data: Any, **run_options: Any) -> LoadInfo:
+    """Run `data` through `pipeline`: check the destination, finish pending loads, extract and load.
+
+    Args:
+        pipeline: From `make_pipeline`.
+        data: A dlt source or resource.
+        **run_options: Passed to `pipeline.run` (e.g. `refresh`).
+
+    Returns:
+        The load info of the new extraction.
+
+    Raises:
+        ConfigurationError: A destination setting is missing.
+        PipelineError: A step failed; the message names the pipeline and the step, and the original
+            error is chained (and reachable as `__cause__`).
+    """
+    check_destination(pipeline)
+    try:
+        if pipeline.has_pending_data:
+            # A previous run died after extracting: its packages hold rows not yet in the
+            # destination. `run()` would load only those and skip extraction, so load them
+            # first, explicitly, then extract what is new.
+            pipeline.normalize()
+            pipeline.load()
+        return pipeline.run(data, **run_options)
+    except PipelineStepFailed as exc:
+        # Our sources raise PipelineError subclasses with a message written for a person; dlt wraps
+        # them twice. Surface ours (keeping its type, which the flows' retry policy reads).
+        ours = find_cause(exc, PipelineError)
+        if ours is not None:
+            raise ours  # noqa: B904 - its own __cause__ (the HTTP error...) is kept
+        raise PipelineError(
+            f"Pipeline '{pipeline.pipeline_name}' failed at the {exc.step} step: {exc.exception}"
+        ) from exc
+
+
+def find_cause(exc: BaseException, kind: type[E]) -> E | None:
+    """Return the first exception of type `kind` in `exc`'s chain of causes, or None.
+
+    Args:
+        exc: The exception to inspect.
+        kind: The type to look for.
+
+    Returns:
+        The first match, `exc` itself included.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
