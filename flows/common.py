@@ -5,7 +5,10 @@ Kept here, not in each flow, so that a new flow gets the same behaviour by impor
 
 from __future__ import annotations
 
-from prefect import Task, get_run_logger
+import importlib
+import pkgutil
+
+from prefect import Flow, Task, get_run_logger
 from prefect.client.schemas.objects import State, TaskRun
 
 from utils.destinations import find_cause
@@ -49,3 +52,19 @@ def log_load_summary(summary: LoadSummary) -> None:
     logger = get_run_logger()
     for line in summary.lines():
         logger.info(line)
+
+
+def all_flows() -> dict[str, Flow[..., object]]:
+    """Every flow defined in the `flows` package, by module name, in name order.
+
+    New flow modules are picked up without registration, so the main job and the tests cover them.
+    """
+    import flows
+
+    found: dict[str, Flow[..., object]] = {}
+    for info in sorted(pkgutil.iter_modules(flows.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"flows.{info.name}")
+        for obj in vars(module).values():
+            if isinstance(obj, Flow) and obj.fn.__module__ == module.__name__:
+                found[info.name] = obj
+    return found

@@ -21,10 +21,11 @@ from typing import Any, TypeVar
 import dlt
 from dlt.common.configuration.exceptions import ConfigFieldMissingException, LookupTraces
 from dlt.common.destination import Destination
+from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from utils.errors import ConfigurationError, PipelineError
+from utils.errors import ConfigurationError, DestinationRejectedError, PipelineError
 
 PRODUCTION_DESTINATION = "snowflake"
 
@@ -32,8 +33,10 @@ PRODUCTION_DESTINATION = "snowflake"
 # here is tested (DuckDB locally, Snowflake in production, the filesystem for the S3 landing zone).
 KNOWN_DESTINATIONS = ("duckdb", "snowflake", "filesystem")
 
-# `insert-from-staging` loads the new rows into a staging dataset and swaps them in within one
-# transaction; dlt's default `truncate-and-insert` empties the table first and is not atomic.
+SQL_DESTINATIONS = ("duckdb", "snowflake")
+
+# `insert-from-staging` loads the new rows into a staging dataset and then swaps them in with one
+# DELETE + INSERT; dlt's default `truncate-and-insert` empties the table before loading.
 REPLACE_STRATEGY = "insert-from-staging"
 
 _OVERRIDE_KEY = "dlt.destination"
@@ -95,8 +98,12 @@ def make_pipeline(
     """
     destination_type = selected_destination(production_destination)
     options = dict(destination_options)
-    if destination_type != "filesystem":
+    if destination_type in SQL_DESTINATIONS:
         options.setdefault("replace_strategy", REPLACE_STRATEGY)
+        # dlt 1.31 leaves `supports_transactions` unset for DuckDB and Snowflake, so the staging
+        # swap (DELETE + INSERT) and merge statements ran in autocommit: a failure in the INSERT
+        # left the table empty. Both databases have real transactions; this makes dlt use them.
+        options.setdefault("supports_transactions", True)
     if destination_type == "duckdb":
         options.setdefault("credentials", str(local_duckdb_path()))
     destination = Destination.from_reference(destination_type, **options)
@@ -177,9 +184,29 @@ def run_pipeline(pipeline: dlt.Pipeline, data: Any, **run_options: Any) -> LoadI
         ours = find_cause(exc, PipelineError)
         if ours is not None:
             raise ours  # noqa: B904 - its own __cause__ (the HTTP error...) is kept
+        if exc.step == "load" and isinstance(exc.exception, DestinationTerminalException):
+            raise _abort_rejected_package(pipeline, exc) from exc
         raise PipelineError(
-            f"Pipeline '{pipeline.pipeline_name}' failed at the {exc.step} step: {exc.exception}"
+            f"Pipeline '{pipeline.pipeline_name}' failed at the {exc.step} step: {exc.exception}. "
+            "Pending load packages are kept and finished by the next run."
         ) from exc
+
+
+def _abort_rejected_package(pipeline: dlt.Pipeline, exc: PipelineStepFailed) -> DestinationRejectedError:
+    """The destination refused the data for good: retrying the package would fail forever.
+
+    Abort it - dlt rolls the local state (incremental cursors included) back to before the
+    package - so the next run extracts the same rows again once the cause is fixed.
+    """
+    failed = exc.exception
+    detail = getattr(failed, "failed_message", None) or str(failed)
+    last_line = next((line for line in reversed(str(detail).splitlines()) if line.strip()), "")
+    pipeline.abort_packages()
+    return DestinationRejectedError(
+        f"Pipeline '{pipeline.pipeline_name}': the destination rejected load {exc.load_id}: "
+        f"{last_line.strip()[:500]}. The load was rolled back and its package aborted; fix the "
+        "cause and run again - the same data will be extracted again."
+    )
 
 
 def find_cause(exc: BaseException, kind: type[E]) -> E | None:

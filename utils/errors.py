@@ -27,3 +27,7 @@ class UpstreamRequestError(PermanentPipelineError):
 
 class MalformedPayloadError(PermanentPipelineError):
     """The upstream system answered, but the payload does not have the documented shape."""
+
+
+class DestinationRejectedError(PermanentPipelineError):
+    """The destination refused the data (a constraint, a type); the load was rolled back."""

@@ -69,7 +69,12 @@ def _get_json(url: str) -> Any:
     try:
         response = client.get(url)
     except HTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else "unknown"
+        status = exc.response.status_code if exc.response is not None else 0
+        if 400 <= status < 500 and status != 429:
+            raise UpstreamRequestError(
+                f"currencies: the API refused the request (HTTP {status}) for GET {url} - check "
+                "`sources.currencies.base_url`; retrying will not help."
+            ) from exc
         raise UpstreamRequestError(
             f"currencies: GET {url} failed with HTTP {status} after retries - check "
             "`sources.currencies.base_url` and the API's status, then run again."
@@ -115,8 +120,7 @@ def parse_currencies(payload: Any, url: str) -> list[dict[str, str]]:
             )
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
             raise MalformedPayloadError(
-                f"currencies: record {code!r} from {url} has an invalid name {name!r}; "
-                "nothing was loaded."
+                f"currencies: record {code!r} from {url} has an invalid name {name!r}; nothing was loaded."
             )
         rows.append({"code": code, "name": name.strip()})
     return rows
