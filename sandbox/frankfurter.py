@@ -35,7 +35,13 @@ cope with it:
 
 Which currency is published when is an approximate, documented table (`DEFAULT_COVERAGE`); the rates
 are a seeded, mean-reverting random walk per currency around a realistic level, so the same request
-gives the same numbers on every run and changing `today` never changes earlier days.
+gives the same numbers on every run and changing `today` never changes earlier days. Unlike the ECB,
+which publishes at about 16:00 CET, `today`'s rates are available all day.
+
+Hooks for tests: `publish_through()` moves `today`; `republish()`, `corrupt()` and `withhold()`
+change, break or remove single values (`clear_overrides()` undoes them); `inject_fault()` queues
+errors, 429s with `Retry-After`, slow answers, invalid JSON and dropped connections; `requests`
+records every answer.
 """
 
 from __future__ import annotations

@@ -706,8 +706,12 @@ class HubSpotServer:
         if self._server is not None:
             return self
         self._server = _Server((self._host, self._port), self)
+        # A short poll interval keeps stop() (and so every test teardown) quick.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="hubspot-sandbox", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="hubspot-sandbox",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -12,8 +12,10 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import duckdb
+from prefect.client.schemas.objects import State
 
 from sandbox import Sandbox
 from utils.load_summary import LoadSummary
@@ -58,13 +60,13 @@ def run_all_flows() -> list[FlowOutcome]:
 
     outcomes = []
     for name, flow in all_flows().items():
-        state = flow(return_state=True)
+        state = cast(State[object], flow(return_state=True))
         if state.is_completed():
-            result = state.result()
+            result = state.result(raise_on_failure=False)
             summary = result if isinstance(result, LoadSummary) else None
-            outcomes.append(FlowOutcome(name, state.name, summary))
+            outcomes.append(FlowOutcome(name, state.name or "Completed", summary))
         else:
-            outcomes.append(FlowOutcome(name, state.name, None, state.message or ""))
+            outcomes.append(FlowOutcome(name, state.name or "Failed", None, state.message or ""))
     return outcomes
 
 
@@ -107,7 +109,8 @@ def render(outcomes: list[FlowOutcome], warehouse: Path) -> str:
         "",
         f"DuckDB file: {warehouse}",
         "Query it, e.g.:",
-        f"  uv run python -c \"import duckdb; duckdb.connect('{rel}', read_only=True).sql('{query}').show()\"",
+        f'  uv run python -c "import duckdb; '
+        f"duckdb.connect('{rel}', read_only=True).sql('{query}').show()\"",
         "",
     ]
     return "\n".join(lines)

@@ -21,6 +21,13 @@ class ConfigurationError(PermanentPipelineError):
     """A setting or secret the pipeline needs is missing or invalid."""
 
 
+class UpstreamUnavailableError(PipelineError):
+    """The upstream system kept failing (5xx, 429, timeouts, unreachable) after the HTTP retries.
+
+    Transient by nature, so the flows retry it later.
+    """
+
+
 class UpstreamRequestError(PermanentPipelineError):
     """The upstream system rejected a request in a way that retrying will not change (e.g. 401, 404)."""
 

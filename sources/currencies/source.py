@@ -16,7 +16,7 @@ from dlt.sources.helpers.requests import Client
 from requests import HTTPError, RequestException
 
 from sources.currencies.settings import CURRENCIES_PATH, ISO_CODE_PATTERN, MAX_NAME_LENGTH
-from utils.errors import MalformedPayloadError, UpstreamRequestError
+from utils.errors import MalformedPayloadError, UpstreamRequestError, UpstreamUnavailableError
 
 _ISO_CODE = re.compile(ISO_CODE_PATTERN)
 
@@ -54,7 +54,8 @@ def currencies(base_url: str) -> Iterator[list[dict[str, str]]]:
         The whole list as one batch of `{"code", "name"}` rows, sorted by code.
 
     Raises:
-        UpstreamRequestError: The API kept failing after the HTTP client's retries, or refused the request.
+        UpstreamUnavailableError: The API kept failing after the HTTP client's retries (transient).
+        UpstreamRequestError: The API refused the request (4xx): retrying will not help.
         MalformedPayloadError: The answer is not a JSON object of ISO code to name.
     """
     url = f"{base_url.rstrip('/')}/{CURRENCIES_PATH}"
@@ -75,12 +76,12 @@ def _get_json(url: str) -> Any:
                 f"currencies: the API refused the request (HTTP {status}) for GET {url} - check "
                 "`sources.currencies.base_url`; retrying will not help."
             ) from exc
-        raise UpstreamRequestError(
+        raise UpstreamUnavailableError(
             f"currencies: GET {url} failed with HTTP {status} after retries - check "
             "`sources.currencies.base_url` and the API's status, then run again."
         ) from exc
     except RequestException as exc:
-        raise UpstreamRequestError(
+        raise UpstreamUnavailableError(
             f"currencies: GET {url} failed after retries ({type(exc).__name__}) - is the API reachable "
             "from here? Check `sources.currencies.base_url`."
         ) from exc

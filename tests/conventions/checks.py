@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import itertools
 import re
 import sys
 from collections.abc import Iterator
@@ -107,12 +108,19 @@ def check_sources(root: Path) -> list[str]:
         problems += _forbidden_imports(root, path, tree, {"pipelines", "flows", "prefect"})
         problems += _environ_use(root, path, tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if node.value.lower() in DESTINATION_NAMES:
-                    problems.append(f"{rel}:{node.lineno}: source names destination {node.value!r}")
-            if isinstance(node, ast.Attribute) and node.attr in {"destinations", "pipeline"}:
-                if isinstance(node.value, ast.Name) and node.value.id == "dlt":
-                    problems.append(f"{rel}:{node.lineno}: source uses dlt.{node.attr}")
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value.lower() in DESTINATION_NAMES
+            ):
+                problems.append(f"{rel}:{node.lineno}: source names destination {node.value!r}")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in {"destinations", "pipeline"}
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "dlt"
+            ):
+                problems.append(f"{rel}:{node.lineno}: source uses dlt.{node.attr}")
             if isinstance(node, ast.keyword) and node.arg == "destination":
                 problems.append(f"{rel}:{node.value.lineno}: source passes destination=")
     return problems
@@ -220,7 +228,7 @@ def check_task_retries(root: Path) -> list[str]:
             if not isinstance(delays, list) or len(delays) < 2:
                 problems.append(f"{where} has retry_delay_seconds={delays!r}; use a growing list")
                 continue
-            if any(b < a for a, b in zip(delays, delays[1:], strict=False)) or delays[-1] <= delays[0]:
+            if any(b < a for a, b in itertools.pairwise(delays)) or delays[-1] <= delays[0]:
                 problems.append(f"{where} has retry delays {delays} that do not grow")
     return problems
 

@@ -129,7 +129,8 @@ def test_list_pagination_returns_every_live_contact_once(portal: HubSpotServer) 
     }
     assert first["properties"]["hs_object_id"] == first["id"]
     assert first["updatedAt"] == first["properties"]["lastmodifieddate"]
-    assert first["archived"] is False and "archivedAt" not in first
+    assert first["archived"] is False
+    assert "archivedAt" not in first
     assert all(isinstance(v, str) or v is None for r in results for v in r["properties"].values())
 
 
@@ -205,7 +206,9 @@ def test_snapshot_values_look_like_hubspot_values(portal: HubSpotServer) -> None
     assert all(len(d) == 10 and d[4] == "-" for d in dates)
     assert flags == {"true", "false", None}
     created = next(iter(snapshot.values()))["createdate"]
-    assert created is not None and created.endswith("Z") and len(created) == 24
+    assert created is not None
+    assert created.endswith("Z")
+    assert len(created) == 24
     assert (
         HubSpotServer(token=TOKEN, contacts=50, custom_properties=6).snapshot()
         == HubSpotServer(token=TOKEN, contacts=50, custom_properties=6).snapshot()
@@ -231,7 +234,8 @@ def test_search_filters_sorts_and_pages(portal: HubSpotServer) -> None:
     assert first["total"] == len(expected)
     assert first["paging"]["next"] == {"after": "200"}
     assert [r["id"] for r in results if r["id"] in expected] == [r["id"] for r in results]
-    assert {r["id"] for r in results} == expected and len(results) == len(expected)
+    assert {r["id"] for r in results} == expected
+    assert len(results) == len(expected)
     stamps = [(r["properties"]["lastmodifieddate"], int(r["id"])) for r in results]
     assert stamps == sorted(stamps)
     assert set(results[0]["properties"]) == {"email", "hs_object_id", "createdate", "lastmodifieddate"}
@@ -358,7 +362,7 @@ def test_mutations_show_up_in_listing_search_and_snapshot(small_portal: HubSpotS
     listed = {r["id"] for r in _list_all(small_portal)}
     archived_listing = _list_all(small_portal, archived="true")
 
-    assert len(modified) == 3 and len(archived) == 2 and len(added) == 4
+    assert (len(modified), len(archived), len(added)) == (3, 2, 4)
     assert all(int(i) > newest for i in added)
     assert set(after) == set(before) - set(archived) | set(added)
     assert listed == set(after)

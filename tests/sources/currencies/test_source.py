@@ -11,7 +11,12 @@ from sandbox.frankfurter import FrankfurterServer
 from sources.currencies import currencies_source
 from sources.currencies.source import currencies
 from utils.destinations import find_cause
-from utils.errors import MalformedPayloadError, PipelineError, UpstreamRequestError
+from utils.errors import (
+    MalformedPayloadError,
+    PipelineError,
+    UpstreamRequestError,
+    UpstreamUnavailableError,
+)
 
 
 def extract(server: FrankfurterServer) -> list[dict[str, str]]:
@@ -74,7 +79,7 @@ def test_slow_response_times_out_and_is_retried(
 
 def test_persistent_5xx_raises_a_clear_error(frankfurter: FrankfurterServer) -> None:
     frankfurter.inject_fault("error", times=10, status=500)
-    with pytest.raises(UpstreamRequestError, match=r"HTTP 500 after retries.*sources\.currencies\.base_url"):
+    with pytest.raises(UpstreamUnavailableError, match=r"HTTP 500 after retries.*sources\.currencies\.base_url"):
         extract(frankfurter)
     assert frankfurter.request_count("/v1/currencies") == 3  # RUNTIME__REQUEST_MAX_ATTEMPTS
 
@@ -87,7 +92,7 @@ def test_404_is_not_retried(frankfurter: FrankfurterServer) -> None:
 
 
 def test_unreachable_api_names_the_setting() -> None:
-    with pytest.raises(UpstreamRequestError, match=r"reachable.*sources\.currencies\.base_url"):
+    with pytest.raises(UpstreamUnavailableError, match=r"reachable.*sources\.currencies\.base_url"):
         extract_from("http://127.0.0.1:9/v1")
 
 

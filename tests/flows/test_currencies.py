@@ -1,0 +1,88 @@
+"""The currencies flow under Prefect: it loads, logs what it loaded, retries what can heal."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import duckdb
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+    TaskRunFilter,
+)
+from prefect.logging.handlers import APILogHandler
+
+from flows.currencies import currencies_flow
+from sandbox.frankfurter import FrankfurterServer
+from utils.load_summary import LoadSummary
+
+
+def run_logs(flow_run_id: UUID) -> list[str]:
+    APILogHandler().flush()  # ships the queued log batch to the API and waits
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+            )
+            return [log.message for log in logs]
+
+    return asyncio.run(read())
+
+
+def task_runs(flow_run_id: UUID) -> list[Any]:
+    async def read() -> list[Any]:
+        async with get_client() as client:
+            return await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                task_run_filter=TaskRunFilter(),
+            )
+
+    return asyncio.run(read())
+
+
+def test_flow_loads_and_logs_the_summary(frankfurter: FrankfurterServer, warehouse: Path) -> None:
+    state = currencies_flow(return_state=True)
+    assert state.is_completed()
+    summary = state.result()
+    assert isinstance(summary, LoadSummary)
+    assert summary.row_counts == {"currencies": len(frankfurter.currencies)}
+    assert summary.destination == "duckdb"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from currencies.currencies").fetchone() == (
+            len(frankfurter.currencies),
+        )
+    logs = run_logs(state.state_details.flow_run_id)
+    headline = f"currencies: {len(frankfurter.currencies)} rows into duckdb dataset 'currencies'"
+    assert any(line.startswith(headline) and summary.load_ids[0] in line for line in logs), logs
+
+
+@pytest.mark.usefixtures("no_retry_delay")
+def test_transient_failure_is_retried_by_the_task(frankfurter: FrankfurterServer) -> None:
+    # Three 503s exhaust dlt's own HTTP retries (3 attempts in tests), failing the task's first
+    # try; Prefect's retry then succeeds.
+    frankfurter.inject_fault("error", times=3, status=503)
+    state = currencies_flow(return_state=True)
+    assert state.is_completed()
+    [run] = task_runs(state.state_details.flow_run_id)
+    assert run.run_count == 2
+    assert frankfurter.request_count("/v1/currencies") == 4
+
+
+@pytest.mark.usefixtures("no_retry_delay")
+def test_permanent_failure_is_not_retried(frankfurter: FrankfurterServer) -> None:
+    frankfurter.inject_fault("error", times=10, status=404)
+    state = currencies_flow(return_state=True)
+    assert state.is_failed()
+    [run] = task_runs(state.state_details.flow_run_id)
+    assert run.run_count == 1
+    assert frankfurter.request_count("/v1/currencies") == 1
+    with pytest.raises(Exception, match=r"refused the request \(HTTP 404\)"):
+        state.result()
