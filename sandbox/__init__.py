@@ -1,36 +1,82 @@
 """The sandbox: local stand-ins for every upstream system, on loopback, for tests and the main job.
 
 Each stand-in is a real server speaking the real system's contract (HTTP status codes, pagination,
-rate limits, errors), so sources are exercised exactly as in production - only the address differs.
-`Sandbox` starts them together and says, through `env()`, how to point the pipelines at them.
+rate limits, errors; a real PostgreSQL), so sources are exercised exactly as in production - only
+the address differs. `Sandbox` starts them together and says, through `env()`, how to point the
+pipelines at them. The servers themselves live in submodules and are imported lazily, so that
+`python -m sandbox.<server>` runs each on its own without import warnings.
 """
 
 from __future__ import annotations
 
+import secrets
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-from sandbox.frankfurter import FrankfurterServer
+if TYPE_CHECKING:
+    from sandbox.frankfurter import FrankfurterServer
+    from sandbox.hubspot import HubSpotServer
+    from sandbox.postgres import PostgresServer
+
+# Sizes for the main job: big enough to show increments and paging, small enough to load in seconds.
+DEMO_PRODUCTS = 20_000
+DEMO_CONTACTS = 2_000
 
 
 class Sandbox:
-    """Every upstream stand-in the pipelines need, started and stopped together."""
+    """Every upstream stand-in the pipelines need, started and stopped together.
 
-    def __init__(self) -> None:
-        self.frankfurter = FrankfurterServer()
+    Args:
+        products: Rows to seed into the PostgreSQL catalogue.
+        contacts: Contacts in the HubSpot portal.
+    """
+
+    def __init__(self, *, products: int = DEMO_PRODUCTS, contacts: int = DEMO_CONTACTS) -> None:
+        from sandbox.frankfurter import FrankfurterServer
+        from sandbox.hubspot import HubSpotServer
+        from sandbox.postgres import PostgresServer
+
+        self.products = products
+        self.hubspot_token = f"pat-sandbox-{secrets.token_hex(8)}"
+        self.frankfurter: FrankfurterServer = FrankfurterServer()
+        self.postgres: PostgresServer = PostgresServer()
+        self.hubspot: HubSpotServer = HubSpotServer(token=self.hubspot_token, contacts=contacts)
 
     def start(self) -> Self:
-        """Start every server (each on a free loopback port)."""
-        self.frankfurter.start()
+        """Start every server (each on a free loopback port) and seed the database."""
+        from sandbox.postgres import seed_catalogue
+
+        try:
+            self.frankfurter.start()
+            self.hubspot.start()
+            self.postgres.start()
+            seed_catalogue(self.postgres.dsn, products=self.products)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
-        """Stop every server."""
+        """Stop every server; safe to call more than once."""
         self.frankfurter.stop()
+        self.hubspot.stop()
+        self.postgres.stop()
 
     def env(self) -> dict[str, str]:
-        """Dlt configuration, as environment variables, that points each source at its stand-in."""
-        return {"SOURCES__CURRENCIES__BASE_URL": self.frankfurter.base_url}
+        """Dlt configuration, as environment variables, that points each source at its stand-in.
+
+        The values include sandbox passwords and tokens (made up per run): pass them to a process,
+        never print them.
+        """
+        pg = self.postgres.dlt_credentials()
+        env = {
+            "SOURCES__CURRENCIES__BASE_URL": self.frankfurter.base_url,
+            "SOURCES__EXCHANGE_RATES__BASE_URL": self.frankfurter.base_url,
+            "SOURCES__HUBSPOT__BASE_URL": self.hubspot.base_url,
+            "SOURCES__HUBSPOT__ACCESS_TOKEN": self.hubspot_token,
+        }
+        env.update({f"SOURCES__PRODUCTS__CREDENTIALS__{k.upper()}": str(v) for k, v in pg.items()})
+        return env
 
     def __enter__(self) -> Self:
         return self.start()

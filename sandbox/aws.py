@@ -26,7 +26,7 @@ DEFAULT_BUCKET = "exchange-rates-landing"
 
 # Obviously fake: moto accepts any credentials, and these must never resemble real ones.
 FAKE_ACCESS_KEY_ID = "testing"
-FAKE_SECRET_ACCESS_KEY = "testing"  # noqa: S105 - fake by design, see above
+FAKE_SECRET_ACCESS_KEY = "testing"  # noqa: S105  # pragma: allowlist secret - fake by design
 
 _S3_CONFIG = Config(
     # Path-style addressing: virtual-host style would need DNS for `<bucket>.127.0.0.1`.

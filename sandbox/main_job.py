@@ -51,6 +51,8 @@ def local_environment(sandbox: Sandbox, warehouse: Path) -> dict[str, str]:
         # dlt's working dirs (state, pending packages) live beside the warehouse, so deleting
         # `.local/` resets both together and state never outlives the data it describes.
         "DLT_DATA_DIR": str(warehouse.parent / "dlt"),
+        # Offline machine: Prefect's temporary server would otherwise log failed telemetry calls.
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
 
 

@@ -164,7 +164,7 @@ def _clean_env() -> dict[str, str]:
 def to_libpq_url(dsn: str) -> str:
     """Return a libpq URL (`postgresql://...`) for a SQLAlchemy URL.
 
-    psycopg2, connectorx and ADBC take `postgresql://user:password@host:port/db`; SQLAlchemy URLs
+    psycopg2, connectorx and ADBC take `postgresql://user:password@host:port/db`; SQLAlchemy URLs  # pragma: allowlist secret
     carry a driver (`postgresql+psycopg2://`). Anything else is returned unchanged.
 
     Args:

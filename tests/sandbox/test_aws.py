@@ -72,10 +72,12 @@ def test_put_and_list_objects(aws: AwsSandbox) -> None:
 
 
 def test_secret_round_trip_and_update(aws: AwsSandbox) -> None:
-    aws.put_secret("dlt/sources/example", '{"sources": {"example": {"api_key": "first"}}}')
-    aws.put_secret("dlt/sources/example", '{"sources": {"example": {"api_key": "second"}}}')
+    first = '{"sources": {"example": {"api_key": "first"}}}'  # pragma: allowlist secret
+    second = '{"sources": {"example": {"api_key": "second"}}}'  # pragma: allowlist secret
+    aws.put_secret("dlt/sources/example", first)
+    aws.put_secret("dlt/sources/example", second)
 
-    assert aws.get_secret("dlt/sources/example") == '{"sources": {"example": {"api_key": "second"}}}'
+    assert aws.get_secret("dlt/sources/example") == second
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         aws.get_secret("dlt/sources/missing")
 
@@ -87,7 +89,8 @@ def test_env_points_plain_boto3_clients_at_the_sandbox(aws_env: AwsSandbox) -> N
     secrets = boto3.client("secretsmanager")
     s3 = boto3.client("s3")
 
-    assert secrets.get_secret_value(SecretId="env-check")["SecretString"] == "hello"
+    stored = secrets.get_secret_value(SecretId="env-check")
+    assert stored["SecretString"] == "hello"  # pragma: allowlist secret
     assert aws_env.bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
@@ -129,9 +132,9 @@ with AwsSandbox(bucket="reset-check") as sandbox:
     buckets = [b["Name"] for b in sandbox.boto3_client("s3").list_buckets()["Buckets"]]
     try:
         sandbox.get_secret("reset-secret")
-        secret = "still there"
+        secret = "still there"  # pragma: allowlist secret
     except ClientError:
-        secret = "gone"
+        secret = "gone"  # pragma: allowlist secret
     print(buckets, sandbox.list_objects(), secret)
 """
 

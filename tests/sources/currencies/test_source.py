@@ -79,7 +79,9 @@ def test_slow_response_times_out_and_is_retried(
 
 def test_persistent_5xx_raises_a_clear_error(frankfurter: FrankfurterServer) -> None:
     frankfurter.inject_fault("error", times=10, status=500)
-    with pytest.raises(UpstreamUnavailableError, match=r"HTTP 500 after retries.*sources\.currencies\.base_url"):
+    with pytest.raises(
+        UpstreamUnavailableError, match=r"HTTP 500 after retries.*sources\.currencies\.base_url"
+    ):
         extract(frankfurter)
     assert frankfurter.request_count("/v1/currencies") == 3  # RUNTIME__REQUEST_MAX_ATTEMPTS
 

@@ -1,0 +1,48 @@
+"""The main job end to end, as the README runs it: a subprocess, its own Prefect server, one DuckDB file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from flows.common import all_flows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_main_job_loads_every_pipeline_and_prints_the_summary(tmp_path: Path) -> None:
+    warehouse = tmp_path / "local" / "warehouse.duckdb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DLT", "SOURCES__", "LOCAL__"))}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox.main_job", "--warehouse", str(warehouse)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert "Main job summary" in result.stdout
+    assert f"DuckDB file: {warehouse}" in result.stdout
+    summary = result.stdout.split("Main job summary", 1)[1]
+    for name in all_flows():
+        assert any(line.startswith(name) and "Completed" in line for line in summary.splitlines()), name
+    assert "pat-sandbox-" not in output  # the sandbox's HubSpot token is never printed
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        currencies = con.execute("select count(*) from currencies.currencies").fetchone()
+        assert currencies is not None
+        assert currencies[0] >= 30
+        assert (
+            f"currencies.currencies {currencies[0]:>9} {currencies[0]:>9}".split()
+            == next(line for line in summary.splitlines() if "currencies.currencies" in line).split()[2:]
+        )
+    # dlt's working state sits beside the warehouse, not in the developer's home directory.
+    assert (warehouse.parent / "dlt" / "pipelines" / "currencies").is_dir()
