@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 
+from dlt.common.pipeline import LoadInfo
 from prefect import Flow, Task, get_run_logger
 from prefect.client.schemas.objects import State, TaskRun
 
@@ -42,6 +44,20 @@ def retry_unless_permanent(task: Task[..., object], task_run: TaskRun, state: St
     except BaseException as exc:  # any other failure may be transient
         return find_cause(exc, PermanentPipelineError) is None
     return True
+
+
+def run_and_report(run: Callable[[], LoadInfo]) -> LoadSummary:
+    """Run a pipeline's `run()`, log what it loaded and return the summary (the body of every load task).
+
+    Args:
+        run: The pipeline module's `run` function.
+
+    Returns:
+        What the run loaded.
+    """
+    summary = LoadSummary.from_load_info(run())
+    log_load_summary(summary)
+    return summary
 
 
 def log_load_summary(summary: LoadSummary) -> None:

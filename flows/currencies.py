@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from flows.common import RETRIES, RETRY_DELAYS_SECONDS, log_load_summary, retry_unless_permanent
+from flows.common import RETRIES, RETRY_DELAYS_SECONDS, retry_unless_permanent, run_and_report
 from utils.load_summary import LoadSummary
 
 
@@ -19,9 +19,7 @@ def load_currencies() -> LoadSummary:
     # resolved, and to avoid import cycles between layers.
     from pipelines.currencies import run
 
-    summary = LoadSummary.from_load_info(run())
-    log_load_summary(summary)
-    return summary
+    return run_and_report(run)
 
 
 @flow(name="currencies", log_prints=True)

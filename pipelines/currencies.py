@@ -24,4 +24,4 @@ def run() -> LoadInfo:
     Returns:
         dlt's load info for the run.
     """
-    return run_pipeline(pipeline(), currencies_source())
+    return run_pipeline(pipeline(), currencies_source)

@@ -15,6 +15,7 @@ Every module in `pipelines/` builds its `dlt.Pipeline` with `make_pipeline` and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,9 +24,11 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException, Loo
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.common.pipeline import LoadInfo
+from dlt.common.schema.exceptions import DataValidationError
 from dlt.pipeline.exceptions import PipelineStepFailed
+from dlt.sources import DltResource, DltSource
 
-from utils.errors import ConfigurationError, DestinationRejectedError, PipelineError
+from utils.errors import ConfigurationError, DestinationRejectedError, PipelineError, SchemaDriftError
 
 PRODUCTION_DESTINATION = "snowflake"
 
@@ -153,23 +156,35 @@ def _missing_keys(exc: ConfigFieldMissingException, prefix: str) -> list[str]:
     return sorted(set(keys))
 
 
-def run_pipeline(pipeline: dlt.Pipeline, data: Any, **run_options: Any) -> LoadInfo:
-    """Run `data` through `pipeline`: check the destination, finish pending loads, extract and load.
+def run_pipeline(
+    pipeline: dlt.Pipeline, source: Callable[[], Any] | DltSource | DltResource, **run_options: Any
+) -> LoadInfo:
+    """Run a source through `pipeline`: check the destination, finish pending loads, extract and load.
 
     Args:
         pipeline: From `make_pipeline`.
-        data: A dlt source or resource.
+        source: A dlt source factory (e.g. `currencies_source`), called here so that its own missing
+            settings are reported like the destination's; or an already built source or resource.
         **run_options: Passed to `pipeline.run` (e.g. `refresh`).
 
     Returns:
         The load info of the new extraction.
 
     Raises:
-        ConfigurationError: A destination setting is missing.
+        ConfigurationError: A source or destination setting is missing.
         PipelineError: A step failed; the message names the pipeline and the step, and the original
             error is chained (and reachable as `__cause__`).
     """
     check_destination(pipeline)
+    try:
+        data = source if isinstance(source, DltSource | DltResource) else source()
+    except ConfigFieldMissingException as exc:
+        missing = _missing_keys(exc, f"sources.{pipeline.pipeline_name}")
+        raise ConfigurationError(
+            f"Pipeline '{pipeline.pipeline_name}' is missing {', '.join(missing)}. Put them in "
+            ".dlt/secrets.toml (see .dlt/secrets.toml.example) or .dlt/config.toml, or set the "
+            "environment variables " + ", ".join(k.upper().replace(".", "__") for k in missing) + "."
+        ) from None
     try:
         if pipeline.has_pending_data:
             # A previous run died after extracting: its packages hold rows not yet in the
@@ -184,12 +199,29 @@ def run_pipeline(pipeline: dlt.Pipeline, data: Any, **run_options: Any) -> LoadI
         ours = find_cause(exc, PipelineError)
         if ours is not None:
             raise ours  # noqa: B904 - its own __cause__ (the HTTP error...) is kept
+        drift = find_cause(exc, DataValidationError)
+        if drift is not None:
+            raise _schema_drift(pipeline, drift) from exc
         if exc.step == "load" and isinstance(exc.exception, DestinationTerminalException):
             raise _abort_rejected_package(pipeline, exc) from exc
         raise PipelineError(
             f"Pipeline '{pipeline.pipeline_name}' failed at the {exc.step} step: {exc.exception}. "
             "Pending load packages are kept and finished by the next run."
         ) from exc
+
+
+def _schema_drift(pipeline: dlt.Pipeline, error: DataValidationError) -> SchemaDriftError:
+    """Name the table and column whose change the schema contract refused, and what to do."""
+    if pipeline.has_pending_data:
+        # Whatever was extracted before the violation must not be loaded half-way.
+        pipeline.abort_packages()
+    column = f".{error.column_name}" if error.column_name else ""
+    return SchemaDriftError(
+        f"Pipeline '{pipeline.pipeline_name}': upstream change to {error.table_name}{column} breaks the "
+        f"schema contract ({error.schema_entity} are '{error.contract_mode}'): {error}. Nothing of this "
+        "run was loaded. If the change is intended, migrate the destination column (or drop and reload "
+        "the table) and run again."
+    )
 
 
 def _abort_rejected_package(pipeline: dlt.Pipeline, exc: PipelineStepFailed) -> DestinationRejectedError:

@@ -38,3 +38,7 @@ class MalformedPayloadError(PermanentPipelineError):
 
 class DestinationRejectedError(PermanentPipelineError):
     """The destination refused the data (a constraint, a type); the load was rolled back."""
+
+
+class SchemaDriftError(PermanentPipelineError):
+    """The upstream schema changed in a way the schema contract forbids (e.g. a column's type)."""

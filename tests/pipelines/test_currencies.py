@@ -81,10 +81,10 @@ def test_truncate_and_insert_would_have_lost_the_table(
     # The control for the test above: dlt's default strategy empties the table before failing.
     _constrain_names(warehouse, 40)
     pipeline = make_pipeline("currencies", "currencies", replace_strategy="truncate-and-insert")
-    run_pipeline(pipeline, currencies_source())
+    run_pipeline(pipeline, currencies_source)
     frankfurter.currencies["XTS"] = "A testing code with a name far too long for the check"
     with pytest.raises(PipelineError):
-        run_pipeline(pipeline, currencies_source())
+        run_pipeline(pipeline, currencies_source)
     assert table(warehouse) == []
 
 

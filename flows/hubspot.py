@@ -1,0 +1,32 @@
+"""HubSpot flow: runs the HubSpot contacts pipeline under Prefect."""
+
+from __future__ import annotations
+
+from prefect import flow, task
+
+from flows.common import RETRIES, RETRY_DELAYS_SECONDS, retry_unless_permanent, run_and_report
+from utils.load_summary import LoadSummary
+
+
+@task(
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS_SECONDS,
+    retry_condition_fn=retry_unless_permanent,
+)
+def load_hubspot_contacts() -> LoadSummary:
+    """Run the HubSpot pipeline and report what it loaded."""
+    # Imported here so the flow module stays importable without the pipeline's dependencies being
+    # resolved, and to avoid import cycles between layers.
+    from pipelines.hubspot import run
+
+    return run_and_report(run)
+
+
+@flow(name="hubspot", log_prints=True)
+def hubspot_flow() -> LoadSummary:
+    """Load HubSpot contacts changed since the last run and remove archived ones."""
+    return load_hubspot_contacts()
+
+
+if __name__ == "__main__":
+    hubspot_flow()

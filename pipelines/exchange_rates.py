@@ -1,0 +1,148 @@
+"""Exchange rates pipeline: the rates history as Parquet files in the S3 landing bucket, for Snowpipe.
+
+Production loads through dlt's filesystem destination into `destination.filesystem.bucket_url`
+(`s3://exchange-rates-landing`); Snowpipe ingests the data files from there (see
+`snowflake/exchange_rates/`). `DLT__DESTINATION=duckdb` loads the same rows straight into the local
+DuckDB file instead.
+
+Layout in the bucket (the pipe's stage and PATTERN depend on it - change them together):
+
+    {dataset}/exchange_rates/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.parquet
+
+The date is the load package's creation date (UTC), not the rates' date, and `load_id` and
+`file_id` are fixed when a package is normalised. So a package that is retried after a crash or
+failure rewrites exactly the same object keys with the same bytes, and Snowpipe - which skips a path
+it has already loaded - ingests every row once. dlt's bookkeeping (`_dlt_loads/`,
+`_dlt_pipeline_state/`, `_dlt_version/`, `init` markers, gzip JSONL) lands beside the table folder,
+never inside the pattern.
+
+That holds while the pipeline's working directory (`DLT_DATA_DIR`), which keeps the pending package,
+survives the crash. If it does not (a worker container that is gone), the next run restores the
+cursor from the bucket's `_dlt_pipeline_state/` - written only when a load completes - and would
+extract the crashed load's rows again under a new load id. So before extracting, `run()` looks for
+data files of loads newer than the last completed one that no local package will finish, and leaves
+the rows they hold out of the new load: Snowpipe has them already.
+
+Two runs must never overlap (both would extract the same days): the deployment in prefect.yaml has
+`concurrency_limit: 1`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import dlt
+import pyarrow.parquet as pq
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
+from dlt.common.pipeline import LoadInfo
+from dlt.destinations.impl.filesystem.filesystem import FilesystemClient
+
+from sources.exchange_rates import exchange_rates_source
+from sources.exchange_rates.settings import ROW_KEY, TABLE_NAME
+from utils.destinations import check_destination, make_pipeline, run_pipeline, selected_destination
+
+logger = logging.getLogger(__name__)
+
+RowKey = tuple[dt.date, str, str]
+
+PIPELINE_NAME = "exchange_rates"
+# The top folder in the bucket; a schema (EXCHANGE_RATES) when loading into a SQL destination.
+DATASET_NAME = "exchange_rates"
+# The S3 landing bucket, through dlt's filesystem destination.
+PRODUCTION_DESTINATION = "filesystem"
+# Placeholders are dlt's: the date ones come from the load package's creation time.
+LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"
+LOADER_FILE_FORMAT = "parquet"
+
+
+def pipeline() -> dlt.Pipeline:
+    """Build the exchange_rates pipeline (the S3 landing bucket, or `DLT__DESTINATION`)."""
+    options: dict[str, Any] = {}
+    if selected_destination(PRODUCTION_DESTINATION) == "filesystem":
+        options["layout"] = LAYOUT
+    return make_pipeline(
+        PIPELINE_NAME, DATASET_NAME, production_destination=PRODUCTION_DESTINATION, **options
+    )
+
+
+def run() -> LoadInfo:
+    """Extract the days after the last loaded one (all history on the first run) and append them.
+
+    Returns:
+        dlt's load info for the run.
+    """
+    p = pipeline()
+    source = exchange_rates_source()
+    if selected_destination(PRODUCTION_DESTINATION) == "filesystem":
+        # Missing bucket settings fail here, with the keys to set, before anything is listed.
+        check_destination(p)
+        landed = rows_of_unfinished_loads(p)
+        if landed:
+            logger.warning(
+                "exchange_rates: %d rows are already in the bucket from a load that never completed "
+                "and whose package is gone; they are left out of this load.",
+                len(landed),
+            )
+            source.resources[TABLE_NAME].add_filter(lambda row: _row_key(row) not in landed)
+    return run_pipeline(p, source, loader_file_format=LOADER_FILE_FORMAT)
+
+
+def rows_of_unfinished_loads(p: dlt.Pipeline) -> set[RowKey]:
+    """Keys of the rows in data files of loads that never completed and that no local package owns.
+
+    A load completes when dlt writes its `_dlt_loads/` marker. Data files of a newer load without a
+    marker were uploaded by a run that crashed; if its package is not in the working directory, no
+    run will finish it, yet Snowpipe may have ingested the files.
+
+    Args:
+        p: The pipeline, loading into the filesystem destination.
+
+    Returns:
+        (date, base, quote) of every row in such files; empty in the normal case.
+    """
+    client = p.destination_client()
+    assert isinstance(client, FilesystemClient)
+    # Markers are `<schema>__<load_id>.jsonl`, gzip-compressed with a `.gz` suffix by default.
+    completed = {
+        name.removesuffix(".gz").removesuffix(".jsonl").rsplit("__", 1)[-1]
+        for name in _file_names(client, client.schema.loads_table_name)
+    }
+    newest = max((_as_number(load_id) for load_id in completed), default=0.0)
+    pending = set(p.list_extracted_load_packages()) | set(p.list_normalized_load_packages())
+    keys: set[RowKey] = set()
+    for path in _files(client, TABLE_NAME):
+        name = path.rsplit("/", 1)[-1]
+        if not name.endswith(".parquet"):
+            continue
+        load_id = name.rsplit(".", 2)[0]  # {load_id}.{file_id}.parquet
+        if load_id in completed or load_id in pending or _as_number(load_id) <= newest:
+            continue
+        with client.fs_client.open(path, "rb") as file:
+            table = pq.read_table(file, columns=list(ROW_KEY))
+        keys.update(zip(*(table.column(c).to_pylist() for c in ROW_KEY), strict=True))
+    return keys
+
+
+def _as_number(load_id: str) -> float:
+    # dlt's load ids are creation timestamps, so they order loads; anything else orders first.
+    try:
+        return float(load_id)
+    except ValueError:
+        return 0.0
+
+
+def _files(client: FilesystemClient, table_name: str) -> list[str]:
+    try:
+        return list(client.list_table_files(table_name))
+    except (DestinationUndefinedEntity, FileNotFoundError):
+        return []
+
+
+def _file_names(client: FilesystemClient, table_name: str) -> list[str]:
+    return [path.rsplit("/", 1)[-1] for path in _files(client, table_name)]
+
+
+def _row_key(row: dict[str, Any]) -> RowKey:
+    return (row["date"], row["base"], row["quote"])

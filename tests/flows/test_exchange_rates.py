@@ -1,0 +1,113 @@
+"""The exchange_rates flow under Prefect: loads and logs, and a retried task never lands a row twice."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import duckdb
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+    TaskRunFilter,
+)
+from prefect.logging.handlers import APILogHandler
+
+from flows.exchange_rates import exchange_rates_flow
+from sandbox.aws import AwsSandbox
+from sandbox.frankfurter import FrankfurterServer
+from tests.snowflake.snowpipe_emulator import RATES_START, SnowpipeEmulator, expected_history
+from utils.load_summary import LoadSummary
+
+
+def run_logs(flow_run_id: UUID) -> list[str]:
+    APILogHandler().flush()  # ships the queued log batch to the API and waits
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+            )
+            return [log.message for log in logs]
+
+    return asyncio.run(read())
+
+
+def task_runs(flow_run_id: UUID) -> list[Any]:
+    async def read() -> list[Any]:
+        async with get_client() as client:
+            return await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                task_run_filter=TaskRunFilter(),
+            )
+
+    return asyncio.run(read())
+
+
+def test_flow_loads_into_duckdb_and_logs_the_summary(rates_api: FrankfurterServer, warehouse: Path) -> None:
+    state = exchange_rates_flow(return_state=True)
+    assert state.is_completed()
+    summary = state.result()
+    assert isinstance(summary, LoadSummary)
+    expected = len(expected_history(rates_api, RATES_START))
+    assert summary.row_counts == {"exchange_rates": expected}
+    assert summary.destination == "duckdb" and summary.dataset == "exchange_rates"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from exchange_rates.exchange_rates").fetchone() == (expected,)
+    logs = run_logs(state.state_details.flow_run_id)
+    headline = f"exchange_rates: {expected} rows into duckdb dataset 'exchange_rates'"
+    assert any(line.startswith(headline) and summary.load_ids[0] in line for line in logs), logs
+
+
+@pytest.mark.usefixtures("no_retry_delay")
+def test_task_retry_after_a_5xx_mid_backfill_lands_every_row_once(
+    rates_api: FrankfurterServer, landing_bucket: AwsSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DLT__DESTINATION")  # the production destination: the landing bucket
+    monkeypatch.setenv("SOURCES__EXCHANGE_RATES__CHUNK_DAYS", "30")
+    # The third chunk fails three times: more than dlt's HTTP retries (3 attempts in tests), so the
+    # task's first try fails after two chunks were extracted; Prefect's retry runs it again.
+    third_chunk = f"/v1/{RATES_START + dt.timedelta(days=60)}.."
+    rates_api.inject_fault("error", times=3, status=503, path_prefix=third_chunk)
+
+    state = exchange_rates_flow(return_state=True)
+
+    assert state.is_completed()
+    [run] = task_runs(state.state_details.flow_run_id)
+    assert run.run_count == 2
+    assert [r.status for r in rates_api.requests if r.path.startswith(third_chunk)] == [503, 503, 503, 200]
+    snowpipe = SnowpipeEmulator(landing_bucket)
+    snowpipe.ingest()
+    assert snowpipe.duplicates() == []
+    assert snowpipe.rows() == expected_history(rates_api, RATES_START)
+    # The failed try left nothing behind: every data file belongs to the retry's one load.
+    summary = state.result()
+    assert {".".join(p.rsplit("/", 1)[1].split(".")[:2]) for p in snowpipe.loaded} == set(summary.load_ids)
+
+
+@pytest.mark.usefixtures("no_retry_delay")
+def test_malformed_day_is_not_retried(rates_api: FrankfurterServer, warehouse: Path) -> None:
+    rates_api.corrupt(dt.date(2026, 2, 3), "USD", None)
+    state = exchange_rates_flow(return_state=True)
+    assert state.is_failed()
+    [run] = task_runs(state.state_details.flow_run_id)
+    assert run.run_count == 1
+    with pytest.raises(Exception, match=r"the USD rate on 2026-02-03 .* is missing"):
+        state.result()
+    assert not warehouse.exists() or not _has_table(warehouse)
+
+
+def _has_table(warehouse: Path) -> bool:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        found = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'exchange_rates' and table_name = 'exchange_rates'"
+        ).fetchone()
+    return bool(found and found[0])

@@ -1,0 +1,225 @@
+"""The products pipeline into DuckDB against a real PostgreSQL: exact, incremental, idempotent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import psycopg2
+import pytest
+
+from pipelines import products as products_pipeline
+from sandbox.postgres import CatalogueMutator, PostgresServer
+from tests.conftest import CATALOGUE_SIZE
+from tests.pipelines.products_helpers import (
+    assert_destination_equals_source,
+    column_types,
+    destination_rows,
+    rows_at_latest_cursor,
+    source_rows,
+)
+from utils.errors import ConfigurationError, SchemaDriftError, UpstreamUnavailableError
+from utils.load_summary import LoadSummary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load() -> LoadSummary:
+    return LoadSummary.from_load_info(products_pipeline.run())
+
+
+def test_full_load_equals_the_source_with_exact_types(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    summary = load()
+    assert summary.row_counts["products"] <= CATALOGUE_SIZE
+    assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+    assert_destination_equals_source(postgres_server.dsn, warehouse, "categories")
+    types = column_types(warehouse)
+    assert types["price"] == "DECIMAL(12,2)"  # exact, never a float
+    assert types["created_at"] == types["updated_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["attributes"] == types["tags"] == "JSON"
+    rows = destination_rows(warehouse)
+    # The awkward values the seed plants survive: NULLs, empty JSON, JSON nulls, big integers.
+    assert any(r["description"] is None for r in rows.values())
+    assert any(r["tags"] is None for r in rows.values())
+    assert any(r["tags"] == [] for r in rows.values())
+    assert any(r["attributes"] == {} for r in rows.values())
+    assert any(isinstance(r["attributes"], dict) and None in r["attributes"].values() for r in rows.values())
+    assert all(isinstance(r["price"], Decimal) for r in rows.values())
+
+
+def test_soft_deleted_rows_are_removed(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    load()
+    live = set(destination_rows(warehouse))
+    deleted = catalogue.soft_delete_products(sorted(live)[:25])
+    load()
+    remaining = set(destination_rows(warehouse))
+    assert not remaining & set(deleted)
+    assert remaining == live - set(deleted)
+
+
+def test_mutations_then_incremental_reads_only_the_changes(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    load()
+    boundary = rows_at_latest_cursor(postgres_server.dsn)
+    inserted = catalogue.insert_products(40)
+    updated = catalogue.update_products(60)
+    deleted = catalogue.soft_delete_products(30)
+    summary = load()
+    assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+    changed = len(set(inserted) | set(updated) | set(deleted))
+    # Only the changed rows (plus the few that share the last cursor value) were read.
+    assert changed <= summary.row_counts["products"] <= changed + boundary
+    # A run with nothing new reads at most the boundary rows and changes nothing.
+    before = destination_rows(warehouse)
+    again = load()
+    assert again.row_counts.get("products", 0) == rows_at_latest_cursor(postgres_server.dsn)
+    assert destination_rows(warehouse) == before
+
+
+def test_rows_sharing_the_last_cursor_value_are_loaded_once(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    instant = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    first = catalogue.update_products(20)
+    catalogue.hard_set_updated_at(first, instant)
+    load()  # the cursor now stands at `instant`
+    # More rows change "in the same instant" - e.g. a transaction that committed after our read.
+    later = catalogue.update_products(15)
+    catalogue.hard_set_updated_at(later, instant)
+    load()
+    assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+    state = products_pipeline.pipeline().state["sources"]["products"]["resources"]["products"]
+    incremental = state["incremental"]["updated_at"]
+    assert incremental["last_value"] == instant
+    assert incremental["unique_hashes"] == []  # the state stays one timestamp, however many rows tie
+
+
+def test_sigkill_during_load_then_rerun_loses_and_duplicates_nothing(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path, tmp_path: Path
+) -> None:
+    load()
+    catalogue.update_products(500)
+    catalogue.insert_products(300)
+    # Small files, so the load is several jobs and the kill lands between them.
+    env = {**os.environ, "DATA_WRITER__FILE_MAX_ITEMS": "100", "SOURCES__PRODUCTS__CHUNK_SIZE": "100"}
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "kill_during_load.py")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output, _ = child.communicate(timeout=120)
+    assert child.returncode == -signal.SIGKILL, output
+    assert "killed after" in output
+    assert products_pipeline.pipeline().has_pending_data  # the crash left a package half loaded
+
+    catalogue.update_products(10)  # and more changes arrive before the rerun
+    load()
+    assert not products_pipeline.pipeline().has_pending_data
+    assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+
+
+def test_new_upstream_column_arrives(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    load()
+    catalogue.add_column("products", "weight_kg", "numeric(8,3)", fill_sql="round((id % 97) / 10.0, 3)")
+    load()
+    assert column_types(warehouse)["weight_kg"] == "DECIMAL(8,3)"
+    assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+
+
+def test_incompatible_type_change_stops_the_load_and_changes_nothing(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    load()
+    before = destination_rows(warehouse)
+    catalogue.alter_column_type("products", "price", "text", using_sql="price::text || ' EUR'")
+    catalogue.hard_set_updated_at(sorted(before)[:20], datetime.now(UTC))  # the app touches some rows
+    with pytest.raises(SchemaDriftError) as caught:
+        load()
+    message = str(caught.value)
+    assert "products" in message
+    assert "price" in message
+    assert destination_rows(warehouse) == before
+    assert column_types(warehouse)["price"] == "DECIMAL(12,2)"
+    assert not products_pipeline.pipeline().has_pending_data
+
+
+def test_wrong_password_names_the_credentials_and_hides_the_password(
+    catalogue: CatalogueMutator, monkeypatch: pytest.MonkeyPatch, warehouse: Path
+) -> None:
+    monkeypatch.setenv("SOURCES__PRODUCTS__CREDENTIALS__PASSWORD", "not-the-password-xyz")
+    with pytest.raises(ConfigurationError) as caught:
+        load()
+    message = str(caught.value)
+    assert "password authentication failed" in message
+    assert "sources.products.credentials" in message
+    assert "not-the-password-xyz" not in message
+    assert not warehouse.exists() or "products" not in _schemas(warehouse)
+
+
+def test_unreachable_database_is_a_transient_error(
+    catalogue: CatalogueMutator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__PRODUCTS__CREDENTIALS__PORT", "9")
+    with pytest.raises(UpstreamUnavailableError, match=r"cannot reach PostgreSQL at 127\.0\.0\.1:9/shop"):
+        load()
+
+
+def test_missing_credentials_name_the_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in list(os.environ):
+        if key.startswith("SOURCES__PRODUCTS__"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # no developer secrets.toml
+    with pytest.raises(
+        ConfigurationError, match=r"Pipeline 'products' is missing sources\.products\.credentials"
+    ):
+        load()
+
+
+def _schemas(warehouse: Path) -> set[str]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {r[0] for r in con.execute("select schema_name from information_schema.schemata").fetchall()}
+
+
+def test_json_values_are_exact(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    load()
+    with psycopg2.connect(postgres_server.dsn.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
+        cur.execute(
+            "select id, attributes::text from products "
+            "where attributes::text like '%9007199254740993%' and deleted_at is null"
+        )
+        hits = cur.fetchall()
+    assert hits, "the seed plants 2^53 + 1 in some attributes"
+    rows = destination_rows(warehouse)
+    for product_id, text in hits:
+        assert rows[product_id]["attributes"] == json.loads(text)
+        assert "9007199254740993" in json.dumps(rows[product_id]["attributes"])
+
+
+def test_time_zones_are_kept(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    load()
+    expected = source_rows(postgres_server.dsn)
+    actual = destination_rows(warehouse)
+    some = next(iter(expected))
+    assert actual[some]["updated_at"].utcoffset() == timedelta(0)
+    assert actual[some]["updated_at"] == expected[some]["updated_at"]

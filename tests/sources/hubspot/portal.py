@@ -1,0 +1,102 @@
+"""Helpers shared by the HubSpot tests: a sandbox portal the source points at, and what loaded."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from sandbox.hubspot import HubSpotServer, RecordedRequest
+
+TOKEN = "pat-na1-hubspot-test-token"
+# Generous limits: tests that are not about pacing should not wait for it.
+FAST = {"rate_limit": 1_000_000, "search_rate_per_second": 10_000}
+
+
+@contextlib.contextmanager
+def portal(monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[HubSpotServer]:
+    """Start a sandbox portal and point the HubSpot source at it (token, URL, search pacing).
+
+    Args:
+        monkeypatch: To set the source's configuration through environment variables.
+        **options: `HubSpotServer` arguments; the fast limits above unless given.
+
+    Yields:
+        The running server.
+    """
+    settings = {"contacts": 500, "custom_properties": 20, **FAST, **options}
+    with HubSpotServer(token=TOKEN, **settings) as server:
+        monkeypatch.setenv("SOURCES__HUBSPOT__BASE_URL", server.base_url)
+        monkeypatch.setenv("SOURCES__HUBSPOT__ACCESS_TOKEN", TOKEN)
+        monkeypatch.setenv(
+            "SOURCES__HUBSPOT__SEARCH_REQUESTS_PER_SECOND", str(settings["search_rate_per_second"])
+        )
+        yield server
+
+
+def render(value: Any) -> str | None:
+    """A loaded (typed) value written back the way HubSpot sends it, to compare with `snapshot()`."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC)
+        return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def loaded_contacts(warehouse: Path) -> list[dict[str, Any]]:
+    """Every row of `hubspot.contacts` in the DuckDB file, as dicts."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        cursor = con.execute("select * from hubspot.contacts")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def column_types(warehouse: Path) -> dict[str, str]:
+    """DuckDB data type of each column of `hubspot.contacts`."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return dict(
+            con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = 'hubspot' and table_name = 'contacts'"
+            ).fetchall()
+        )
+
+
+def assert_destination_equals_portal(warehouse: Path, server: HubSpotServer) -> None:
+    """The table holds exactly the portal's live contacts, once each, with every property value."""
+    rows = loaded_contacts(warehouse)
+    ids = [row["id"] for row in rows]
+    assert len(ids) == len(set(ids)), "a contact was loaded twice"
+    expected = server.snapshot()
+    assert set(ids) == set(expected)
+    assert not any(row["archived"] for row in rows)
+    names = [p.name for p in server.property_definitions]
+    mismatches = [
+        (row["id"], name, render(row[name]), expected[row["id"]][name])
+        for row in rows
+        for name in names
+        if render(row[name]) != expected[row["id"]][name]
+    ]
+    assert mismatches == [], mismatches[:10]
+
+
+def assert_retry_after_respected(log: list[RecordedRequest]) -> None:
+    """No request arrived before the `Retry-After` of an earlier 429 had elapsed."""
+    for i, throttled in enumerate(log):
+        if throttled.status != 429 or throttled.retry_after is None:
+            continue
+        later = [r for r in log[i + 1 :] if r.at > throttled.at]
+        early = [r for r in later if r.at < throttled.at + throttled.retry_after]
+        assert early == [], f"{len(early)} request(s) within Retry-After={throttled.retry_after} s of a 429"

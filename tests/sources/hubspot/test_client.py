@@ -1,0 +1,245 @@
+"""The HubSpot client against the sandbox: property batches, keyset search, pacing and errors."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sandbox.hubspot import CONTACTS_PATH, DEFAULT_MAX_REQUEST_LINE, SEARCH_PATH, HubSpotServer
+from sources.hubspot.client import HubSpotApi
+from sources.hubspot.paginators import ModifiedSinceKeysetPaginator
+from sources.hubspot.schema import contact_id_of, last_modified_ms
+from tests.sources.hubspot.portal import TOKEN, assert_retry_after_respected, portal
+from utils.errors import ConfigurationError, UpstreamRequestError, UpstreamUnavailableError
+
+
+def api_for(server: HubSpotServer, search_rate: float = 10_000, token: str = TOKEN) -> HubSpotApi:
+    return HubSpotApi(server.base_url, token, search_requests_per_second=search_rate)
+
+
+def searched(api: HubSpotApi, paginator: ModifiedSinceKeysetPaginator) -> dict[str, int]:
+    """Every contact the search returned, at its newest `lastmodifieddate`, repeats folded."""
+    seen: dict[str, int] = {}
+    for page in api.search_modified_since(paginator):
+        for contact in page:
+            contact_id = contact_id_of(contact)
+            seen[contact_id] = max(seen.get(contact_id, 0), last_modified_ms(contact))
+    return seen
+
+
+def modified_ms(server: HubSpotServer) -> dict[str, int]:
+    return {
+        i: last_modified_ms({"id": i, "properties": {"lastmodifieddate": c["lastmodifieddate"]}})
+        for i, c in server.snapshot().items()
+    }
+
+
+@pytest.fixture
+def wide_portal(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubSpotServer]:
+    """300 long-named custom properties: too many to name in one URL."""
+    with portal(monkeypatch, contacts=250, custom_properties=300) as server:
+        yield server
+
+
+def test_properties_are_requested_in_batches_and_merged_per_contact(wide_portal: HubSpotServer) -> None:
+    api = api_for(wide_portal)
+    names = [p.name for p in api.properties()]
+    batches = api.property_batches(names)
+
+    pages = list(api.list_contacts(batches))
+
+    contacts = [c for page in pages for c in page]
+    snapshot = wide_portal.snapshot()
+    assert len(batches) > 1
+    assert [n for batch in batches for n in batch] == names
+    assert len(contacts) == len(snapshot) == 250
+    assert {c["id"]: c["properties"] for c in contacts} == snapshot
+    listings = [r for r in wide_portal.recorded_requests() if r.path == CONTACTS_PATH]
+    assert {r.status for r in listings} == {200}
+    longest = max(len(f"GET {r.path}?{r.query} HTTP/1.1") for r in listings)
+    assert longest < DEFAULT_MAX_REQUEST_LINE
+    assert len(listings) == 3 * len(batches)  # three pages, each asked once per batch
+
+
+def _after_first_request(api: HubSpotApi, action: Any) -> None:
+    """Run `action` once, just after the first plain request (a later batch of the first page)."""
+    original = api._request
+
+    def request(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if not getattr(request, "done", False):
+            request.done = True  # type: ignore[attr-defined]
+            action()
+        return result
+
+    api._request = request  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("change", ["modify", "archive"])
+def test_a_contact_that_changes_between_batches_is_left_out_not_torn(
+    wide_portal: HubSpotServer, change: str
+) -> None:
+    api = api_for(wide_portal)
+    batches = api.property_batches([p.name for p in api.properties()])
+    first_page_ids = sorted(wide_portal.snapshot(), key=int)[:100]
+    target = first_page_ids[10]
+    mutate = wide_portal.modify_contacts if change == "modify" else wide_portal.archive_contacts
+    _after_first_request(api, lambda: mutate([target]))
+
+    first_page = next(iter(api.list_contacts(batches)))
+
+    ids = [c["id"] for c in first_page]
+    assert target not in ids
+    assert ids == [i for i in first_page_ids if i != target]
+    snapshot = wide_portal.snapshot()
+    assert all(c["properties"] == snapshot[c["id"]] for c in first_page)
+
+
+def test_keyset_search_returns_every_contact_once_across_ties_and_pages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with portal(monkeypatch, contacts=1500, custom_properties=0) as server:
+        api = api_for(server)
+        paginator = ModifiedSinceKeysetPaginator(0, ["email"], page_size=17)
+        result = searched(api, paginator)
+        expected = modified_ms(server)
+        searches = server.request_count(SEARCH_PATH)
+        rejected = server.request_count(SEARCH_PATH, status=400)
+
+    stamps = sorted(expected.values())
+    assert sum(1 for a, b in itertools.pairwise(stamps) if a == b) > 50  # ties exist
+    assert result == expected
+    assert rejected == 0
+    assert searches >= 1500 // 17
+
+
+def test_an_increment_larger_than_the_search_cap_sharing_one_timestamp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A mass update: 12,000 contacts, one identical lastmodifieddate, more than a search may page.
+    with portal(monkeypatch, contacts=12_300, custom_properties=0) as server:
+        before = max(modified_ms(server).values())
+        changed = set(server.modify_contacts(12_000))
+        api = api_for(server)
+        paginator = ModifiedSinceKeysetPaginator(before + 1, ["email"])
+        result = searched(api, paginator)
+        rejected = server.request_count(SEARCH_PATH, status=400)
+
+    assert set(result) == changed
+    assert len(set(result.values())) == 1
+    assert paginator.tie_blocks == 1
+    assert rejected == 0
+
+
+def test_contacts_changed_while_paging_are_not_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With offsets, a contact moving to the end of the order shifts the rest back by one and
+    # the next page skips one. Keyset paging cannot skip.
+    with portal(monkeypatch, contacts=600, custom_properties=0) as server:
+        api = api_for(server)
+        paginator = ModifiedSinceKeysetPaginator(0, ["email"], page_size=50)
+        seen: dict[str, int] = {}
+        for number, page in enumerate(api.search_modified_since(paginator)):
+            for contact in page:
+                seen[contact["id"]] = max(seen.get(contact["id"], 0), last_modified_ms(contact))
+            if number < 5:
+                unread = [i for i in server.snapshot() if i not in seen]
+                server.modify_contacts(unread[:7])
+        expected = modified_ms(server)
+
+    assert seen == expected
+
+
+def test_the_general_limit_is_never_hit_when_pacing_from_headers(monkeypatch: pytest.MonkeyPatch) -> None:
+    with portal(
+        monkeypatch, contacts=2_500, custom_properties=0, rate_limit=10, window_seconds=0.5
+    ) as server:
+        api = api_for(server)
+        contacts = [c for page in api.list_contacts([["email"]]) for c in page]
+        log = server.recorded_requests()
+
+    assert len(contacts) == 2_500
+    assert [r.status for r in log] == [200] * 25
+    arrivals = [r.at for r in log]
+    assert max(sum(1 for t in arrivals if s <= t < s + 0.5) for s in arrivals) <= 10
+    assert arrivals[-1] - arrivals[0] >= 2 * 0.5  # it did have to wait
+
+
+def test_search_is_paced_at_the_configured_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    with portal(monkeypatch, contacts=600, custom_properties=0, search_rate_per_second=20) as server:
+        api = api_for(server, search_rate=20)
+        result = searched(api, ModifiedSinceKeysetPaginator(0, ["email"], page_size=20))
+        statuses = [r.status for r in server.recorded_requests()]
+
+    assert len(result) == 600
+    assert 429 not in statuses
+    assert len(statuses) >= 30
+
+
+def test_429s_are_waited_out_for_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    with portal(monkeypatch, contacts=300, custom_properties=0) as server:
+        server.inject_fault("rate_limit", times=2, retry_after=1)
+        api = api_for(server)
+        contacts = [c for page in api.list_contacts([["email"]]) for c in page]
+        log = server.recorded_requests()
+
+    assert len(contacts) == 300
+    assert [r.status for r in log] == [429, 429, 200, 200, 200]
+    assert log[2].at - log[0].at >= 2.0
+    assert_retry_after_respected(log)
+
+
+def test_5xx_bursts_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    with portal(monkeypatch, contacts=300, custom_properties=0) as server:
+        server.inject_fault("error", times=2, status=502, path_prefix=CONTACTS_PATH)
+        contacts = [c for page in api_for(server).list_contacts([["email"]]) for c in page]
+        assert server.request_count(CONTACTS_PATH, status=502) == 2
+    assert len(contacts) == 300
+
+
+def test_bad_token_names_the_setting_and_never_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    with portal(monkeypatch, contacts=10) as server:
+        wrong = "pat-na1-not-the-right-token"
+        with pytest.raises(ConfigurationError) as caught:
+            api_for(server, token=wrong).properties()
+        assert server.request_count(status=401) == 1  # not retried
+    message = str(caught.value)
+    assert "HTTP 401" in message and "sources.hubspot.access_token" in message
+    assert "SOURCES__HUBSPOT__ACCESS_TOKEN" in message
+    assert wrong not in message and TOKEN not in message
+
+
+def test_empty_token_is_refused_before_any_request() -> None:
+    with pytest.raises(ConfigurationError, match=r"sources\.hubspot\.access_token"):
+        HubSpotApi("http://127.0.0.1:9", "  ")
+
+
+def test_missing_scope_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with portal(monkeypatch, contacts=10) as server:
+        server.inject_fault("error", times=1, status=403)
+        with pytest.raises(ConfigurationError, match=r"HTTP 403.*crm\.objects\.contacts\.read"):
+            api_for(server).properties()
+
+
+def test_other_4xx_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    with portal(monkeypatch, contacts=10) as server:
+        server.inject_fault("error", times=5, status=404)
+        with pytest.raises(UpstreamRequestError, match=r"HTTP 404"):
+            list(api_for(server).list_contacts([["email"]]))
+        assert server.request_count() == 1
+
+
+def test_persistent_5xx_is_unavailable_after_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    with portal(monkeypatch, contacts=10) as server:
+        server.inject_fault("error", times=10, status=503)
+        with pytest.raises(UpstreamUnavailableError, match=r"HTTP 503.*after retries"):
+            api_for(server).properties()
+        assert server.request_count() == 3  # RUNTIME__REQUEST_MAX_ATTEMPTS in tests
+
+
+def test_unreachable_api_names_the_base_url_setting() -> None:
+    api = HubSpotApi("http://127.0.0.1:9", TOKEN)
+    with pytest.raises(UpstreamUnavailableError, match=r"reachable.*sources\.hubspot\.base_url"):
+        api.properties()
