@@ -27,34 +27,4 @@ def run() -> LoadInfo:
     Returns:
         dlt's load info for the run.
     """
-    hubspot = pipeline()
-    discard_committed_extracts(hubspot)
-    return run_pipeline(hubspot, hubspot_source, loader_file_format=LOADER_FILE_FORMAT)
-
-
-def discard_committed_extracts(pipeline: dlt.Pipeline) -> list[str]:
-    """Remove extracted packages that a killed run had already normalised.
-
-    dlt's normalize step commits a package by renaming its normalised copy into `load/normalized`
-    and then deleting the extracted copy. A process killed between the two (SIGKILL, OOM, a lost
-    machine - measured here with SIGKILL) leaves the package in both places, and every later run
-    fails in normalize ("Directory not empty") because it normalises the package again. The
-    normalised copy is complete (the rename is atomic), so the extracted copy is the one to drop.
-
-    Args:
-        pipeline: The pipeline whose working directory to repair.
-
-    Returns:
-        The load ids of the extracted copies removed.
-    """
-    try:
-        extracted = pipeline._get_normalize_storage().extracted_packages
-        load_storage = pipeline._get_load_storage()
-        committed = {*load_storage.list_normalized_packages(), *load_storage.list_loaded_packages()}
-        pending = extracted.list_packages()
-    except FileNotFoundError:  # a pipeline that never ran has no storage folders yet
-        return []
-    stale = [load_id for load_id in pending if load_id in committed]
-    for load_id in stale:
-        extracted.delete_package(load_id)
-    return stale
+    return run_pipeline(pipeline(), hubspot_source, loader_file_format=LOADER_FILE_FORMAT)

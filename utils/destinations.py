@@ -25,6 +25,7 @@ from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.common.pipeline import LoadInfo
 from dlt.common.schema.exceptions import DataValidationError
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.sources import DltResource, DltSource
 
@@ -45,6 +46,8 @@ REPLACE_STRATEGY = "insert-from-staging"
 _OVERRIDE_KEY = "dlt.destination"
 _DUCKDB_PATH_KEY = "local.duckdb_path"
 DEFAULT_DUCKDB_PATH = ".local/warehouse.duckdb"
+_DUCKDB_MEMORY_KEY = "local.duckdb_memory_limit"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
 
 E = TypeVar("E", bound=BaseException)
 
@@ -108,7 +111,13 @@ def make_pipeline(
         # left the table empty. Both databases have real transactions; this makes dlt use them.
         options.setdefault("supports_transactions", True)
     if destination_type == "duckdb":
-        options.setdefault("credentials", str(local_duckdb_path()))
+        # DuckDB caches up to 80% of RAM by default; a cap keeps a laptop (and a 5M-row load)
+        # within bounds - DuckDB spills to disk beyond it.
+        memory_limit = dlt.config.get(_DUCKDB_MEMORY_KEY, str) or DEFAULT_DUCKDB_MEMORY_LIMIT
+        options.setdefault(
+            "credentials",
+            DuckDbCredentials(str(local_duckdb_path()), global_config={"memory_limit": memory_limit}),
+        )
     destination = Destination.from_reference(destination_type, **options)
     return dlt.pipeline(
         pipeline_name=pipeline_name,
@@ -176,6 +185,7 @@ def run_pipeline(
             error is chained (and reachable as `__cause__`).
     """
     check_destination(pipeline)
+    discard_committed_extracts(pipeline)
     try:
         data = source if isinstance(source, DltSource | DltResource) else source()
     except ConfigFieldMissingException as exc:
@@ -259,3 +269,31 @@ def find_cause(exc: BaseException, kind: type[E]) -> E | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def discard_committed_extracts(pipeline: dlt.Pipeline) -> list[str]:
+    """Remove extracted packages that a killed run had already normalised.
+
+    dlt's normalize step commits a package by renaming its normalised copy into `load/normalized`
+    and then deleting the extracted copy. A process killed between the two (SIGKILL, OOM, a lost
+    machine - measured here with SIGKILL) leaves the package in both places, and every later run
+    fails in normalize ("Directory not empty") because it normalises the package again. The
+    normalised copy is complete (the rename is atomic), so the extracted copy is the one to drop.
+
+    Args:
+        pipeline: The pipeline whose working directory to repair.
+
+    Returns:
+        The load ids of the extracted copies removed.
+    """
+    try:
+        extracted = pipeline._get_normalize_storage().extracted_packages
+        load_storage = pipeline._get_load_storage()
+        committed = {*load_storage.list_normalized_packages(), *load_storage.list_loaded_packages()}
+        pending = extracted.list_packages()
+    except FileNotFoundError:  # a pipeline that never ran has no storage folders yet
+        return []
+    stale = [load_id for load_id in pending if load_id in committed]
+    for load_id in stale:
+        extracted.delete_package(load_id)
+    return stale

@@ -90,6 +90,8 @@ def catalogue_table(engine: sa.Engine, table: str, *, chunk_size: int, backend: 
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         primary_key=PRIMARY_KEY,
     )
+    # Keep dlt's de-duplication of the staging table (the `x-stage-data-deduplicated` hint would
+    # skip it): a load job re-run after a crash can put its rows into staging twice.
     resource.apply_hints(columns={SOFT_DELETE_COLUMN: {"name": SOFT_DELETE_COLUMN, "hard_delete": True}})
     return resource
 
