@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dlt.common.configuration.container import Container
+from dlt.common.pipeline import PipelineContext
 
 from sandbox.aws import AwsSandbox
 from sandbox.frankfurter import FrankfurterServer
@@ -47,6 +49,11 @@ def isolated_dlt(tmp_path: Path, warehouse: Path, monkeypatch: pytest.MonkeyPatc
     The HTTP retry settings are dlt's own (`runtime` section): fewer, quicker attempts keep fault
     tests short without changing what is retried.
     """
+    # dlt remembers the last pipeline used in this process; a resource iterated outside a pipeline
+    # would read that pipeline's incremental state, so every test starts with none active.
+    context = Container()[PipelineContext]
+    if context.is_active():
+        context.deactivate()
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
     monkeypatch.setenv("DLT__DESTINATION", "duckdb")
     monkeypatch.setenv("LOCAL__DUCKDB_PATH", str(warehouse))
