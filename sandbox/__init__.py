@@ -56,6 +56,22 @@ class Sandbox:
             raise
         return self
 
+    def simulate_activity(self) -> None:
+        """Change some upstream data, as a working day would, so a repeated main job shows increments.
+
+        The catalogue gets new, updated and soft-deleted products; the CRM modified, new and
+        archived contacts. On a first run this simply lands with the full load.
+        """
+        from sandbox.postgres import CatalogueMutator
+
+        catalogue = CatalogueMutator(self.postgres.dsn)
+        catalogue.insert_products(25)
+        catalogue.update_products(100)
+        catalogue.soft_delete_products(10)
+        self.hubspot.modify_contacts(40)
+        self.hubspot.add_contacts(10)
+        self.hubspot.archive_contacts(5)
+
     def stop(self) -> None:
         """Stop every server; safe to call more than once."""
         self.frankfurter.stop()

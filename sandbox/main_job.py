@@ -1,14 +1,16 @@
 """The main job: every pipeline, through its Prefect flow, against the sandbox, into local DuckDB.
 
 `./dev demo` runs this. It starts the sandbox (local stand-ins for every upstream system), points
-each source at it, selects DuckDB as the destination, runs every flow in `flows/` for real under
-Prefect, and prints what loaded. Nothing leaves this machine.
+each source at it, selects DuckDB as the destination, and runs every flow in `flows/` for real under
+Prefect - twice: a first (full) run, then, after a simulated day of upstream changes, a second
+(incremental) one. It prints what loaded. Nothing leaves this machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,18 @@ class FlowOutcome:
     status: str
     summary: LoadSummary | None
     message: str = ""
+
+
+def reset_local_state(warehouse: Path) -> None:
+    """Start from an empty warehouse and fresh dlt state: the sandbox itself starts afresh each time.
+
+    Keeping either across runs of the main job would compare a new sandbox with an old copy of
+    another one's data.
+    """
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    for path in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(warehouse.parent / "dlt", ignore_errors=True)
 
 
 def local_environment(sandbox: Sandbox, warehouse: Path) -> dict[str, str]:
@@ -81,26 +95,35 @@ def table_totals(warehouse: Path, dataset: str, tables: list[str]) -> dict[str, 
         }
 
 
-def render(outcomes: list[FlowOutcome], warehouse: Path) -> str:
-    """The summary printed at the end of the main job."""
+def render(first: list[FlowOutcome], second: list[FlowOutcome], warehouse: Path) -> str:
+    """The summary printed at the end of the main job: both passes side by side."""
     lines = ["", "Main job summary", "================", ""]
-    header = f"{'pipeline':<16} {'status':<11} {'table':<36} {'loaded':>9} {'in table':>9}"
+    header = f"{'pipeline':<16} {'status':<11} {'table':<36} {'1st run':>9} {'2nd run':>9} {'in table':>9}"
     lines += [header, "-" * len(header)]
-    for outcome in outcomes:
-        summary = outcome.summary
-        if summary is None or not summary.row_counts:
-            note = outcome.message or "nothing new to load"
-            lines.append(f"{outcome.flow:<16} {outcome.status:<11} {note}")
+    for before, after in zip(first, second, strict=True):
+        status = before.status if before.status != "Completed" else after.status
+        tables = dict.fromkeys(
+            [
+                *(before.summary.row_counts if before.summary else {}),
+                *(after.summary.row_counts if after.summary else {}),
+            ]
+        )
+        summary = after.summary or before.summary
+        if summary is None or not tables:
+            note = before.message or after.message or "nothing to load"
+            lines.append(f"{before.flow:<16} {status:<11} {note}")
             continue
-        totals = table_totals(warehouse, summary.dataset, list(summary.row_counts))
-        for i, (table, rows) in enumerate(summary.row_counts.items()):
-            name, status = (outcome.flow, outcome.status) if i == 0 else ("", "")
+        totals = table_totals(warehouse, summary.dataset, list(tables))
+        for i, table in enumerate(tables):
+            name, shown = (before.flow, status) if i == 0 else ("", "")
+            one = before.summary.row_counts.get(table, 0) if before.summary else 0
+            two = after.summary.row_counts.get(table, 0) if after.summary else 0
             qualified = f"{summary.dataset}.{table}"
-            lines.append(f"{name:<16} {status:<11} {qualified:<36} {rows:>9} {totals[table]:>9}")
+            lines.append(f"{name:<16} {shown:<11} {qualified:<36} {one:>9} {two:>9} {totals[table]:>9}")
     example = next(
         (
             f"{o.summary.dataset}.{next(iter(o.summary.row_counts))}"
-            for o in outcomes
+            for o in first
             if o.summary and o.summary.row_counts
         ),
         "information_schema.tables",
@@ -108,6 +131,10 @@ def render(outcomes: list[FlowOutcome], warehouse: Path) -> str:
     rel = os.path.relpath(warehouse)
     query = f"select * from {example} limit 5"
     lines += [
+        "",
+        "1st run: rows loaded by the first run of each flow (a full load);",
+        "2nd run: rows loaded incrementally after a day of simulated upstream changes;",
+        "in table: rows each table holds now (after merges and deletions).",
         "",
         f"DuckDB file: {warehouse}",
         "Query it, e.g.:",
@@ -124,13 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warehouse", type=Path, default=DEFAULT_WAREHOUSE, help="DuckDB file to load into")
     args = parser.parse_args(argv)
     warehouse: Path = args.warehouse.resolve()
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    reset_local_state(warehouse)
 
     with Sandbox() as sandbox:
         os.environ.update(local_environment(sandbox, warehouse))
-        outcomes = run_all_flows()
-    print(render(outcomes, warehouse))
-    failed = [o.flow for o in outcomes if o.summary is None and o.status != "Completed"]
+        first = run_all_flows()
+        # A day passes upstream: the second pass shows each pipeline loading only what changed.
+        sandbox.simulate_activity()
+        second = run_all_flows()
+    print(render(first, second, warehouse))
+    failed = [o.flow for o in first + second if o.status != "Completed"]
     if failed:
         print(f"Failed: {', '.join(failed)} - see the flow logs above.", file=sys.stderr)
         return 1
