@@ -41,6 +41,9 @@ class Sandbox:
         self.frankfurter: FrankfurterServer = FrankfurterServer()
         self.postgres: PostgresServer = PostgresServer()
         self.hubspot: HubSpotServer = HubSpotServer(token=self.hubspot_token, contacts=contacts)
+        from sandbox.standins import load_standins
+
+        self.standins = load_standins(self)
 
     def start(self) -> Self:
         """Start every server (each on a free loopback port) and seed the database."""
@@ -51,6 +54,8 @@ class Sandbox:
             self.hubspot.start()
             self.postgres.start()
             seed_catalogue(self.postgres.dsn, products=self.products)
+            for standin in self.standins:
+                standin.start()
         except BaseException:
             self.stop()
             raise
@@ -71,9 +76,13 @@ class Sandbox:
         self.hubspot.modify_contacts(40)
         self.hubspot.add_contacts(10)
         self.hubspot.archive_contacts(5)
+        for standin in self.standins:
+            standin.simulate_activity()
 
     def stop(self) -> None:
         """Stop every server; safe to call more than once."""
+        for standin in self.standins:
+            standin.stop()
         self.frankfurter.stop()
         self.hubspot.stop()
         self.postgres.stop()
@@ -92,6 +101,8 @@ class Sandbox:
             "SOURCES__HUBSPOT__ACCESS_TOKEN": self.hubspot_token,
         }
         env.update({f"SOURCES__PRODUCTS__CREDENTIALS__{k.upper()}": str(v) for k, v in pg.items()})
+        for standin in self.standins:
+            env.update(standin.env())
         return env
 
     def __enter__(self) -> Self:

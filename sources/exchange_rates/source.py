@@ -104,7 +104,7 @@ def exchange_rates(
     base_url: str,
     base: str = DEFAULT_BASE,
     chunk_days: int = DEFAULT_CHUNK_DAYS,
-    date: dlt.sources.incremental[dt.date] = dlt.sources.incremental(  # noqa: B008 - dlt's idiom
+    date: dlt.sources.incremental[dt.date] = dlt.sources.incremental(
         "date", initial_value=_DEFAULT_START, primary_key=ROW_KEY
     ),
 ) -> Iterator[list[Row]]:

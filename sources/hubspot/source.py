@@ -92,7 +92,7 @@ def hubspot_source(
 )
 def contacts(
     api: HubSpotApi,
-    last_modified: dlt.sources.incremental[datetime] = dlt.sources.incremental(LAST_MODIFIED),  # noqa: B008 - dlt binds it per run
+    last_modified: dlt.sources.incremental[datetime] = dlt.sources.incremental(LAST_MODIFIED),
     lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
 ) -> Iterator[Any]:
     """Yield live contacts: all on the first run, then those modified since the last run.

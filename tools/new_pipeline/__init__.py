@@ -1,0 +1,1 @@
+"""The pipeline generator: `./dev new-pipeline <name> <pattern>`."""
