@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from prefect import flow, task
 
-from flows.common import RETRIES, RETRY_DELAYS_SECONDS, log_load_summary, retry_unless_permanent
+from flows.common import RETRIES, RETRY_DELAYS_SECONDS, retry_unless_permanent, run_and_report
 from utils.load_summary import LoadSummary
 
 
@@ -13,7 +15,7 @@ from utils.load_summary import LoadSummary
     retry_delay_seconds=RETRY_DELAYS_SECONDS,
     retry_condition_fn=retry_unless_permanent,
 )
-def load_exchange_rates() -> LoadSummary:
+def load_exchange_rates(start_date: dt.date | None = None, end_date: dt.date | None = None) -> LoadSummary:
     """Run the exchange_rates pipeline and report what it loaded.
 
     A retry is safe: a failed extraction leaves nothing behind, and a load package that failed
@@ -23,15 +25,19 @@ def load_exchange_rates() -> LoadSummary:
     # resolved, and to avoid import cycles between layers.
     from pipelines.exchange_rates import run
 
-    summary = LoadSummary.from_load_info(run())
-    log_load_summary(summary)
-    return summary
+    return run_and_report(run, start_date=start_date, end_date=end_date)
 
 
 @flow(name="exchange_rates", log_prints=True)
-def exchange_rates_flow() -> LoadSummary:
-    """Append the ECB reference rates published since the last run (all history on the first)."""
-    return load_exchange_rates()
+def exchange_rates_flow(start_date: dt.date | None = None, end_date: dt.date | None = None) -> LoadSummary:
+    """Append the ECB reference rates published since the last run (all history on the first).
+
+    Args:
+        start_date: With `end_date`, backfill that range instead (the `exchange_rates/backfill`
+            deployment): the days the destination lacks are appended, the cursor is left alone.
+        end_date: Last day of the backfill (inclusive).
+    """
+    return load_exchange_rates(start_date, end_date)
 
 
 if __name__ == "__main__":

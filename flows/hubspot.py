@@ -13,19 +13,24 @@ from utils.load_summary import LoadSummary
     retry_delay_seconds=RETRY_DELAYS_SECONDS,
     retry_condition_fn=retry_unless_permanent,
 )
-def load_hubspot_contacts() -> LoadSummary:
+def load_hubspot_contacts(full_refresh: bool = False) -> LoadSummary:
     """Run the HubSpot pipeline and report what it loaded."""
     # Imported here so the flow module stays importable without the pipeline's dependencies being
     # resolved, and to avoid import cycles between layers.
     from pipelines.hubspot import run
 
-    return run_and_report(run)
+    return run_and_report(run, full_refresh=full_refresh)
 
 
 @flow(name="hubspot", log_prints=True)
-def hubspot_flow() -> LoadSummary:
-    """Load HubSpot contacts changed since the last run and remove archived ones."""
-    return load_hubspot_contacts()
+def hubspot_flow(full_refresh: bool = False) -> LoadSummary:
+    """Load HubSpot contacts changed since the last run and remove archived ones.
+
+    Args:
+        full_refresh: Drop the contacts table and cursors and list every contact again (the
+            `hubspot/full-refresh` deployment). Other pipelines' tables are not touched.
+    """
+    return load_hubspot_contacts(full_refresh)
 
 
 if __name__ == "__main__":

@@ -13,17 +13,24 @@ from utils.load_summary import LoadSummary
     retry_delay_seconds=RETRY_DELAYS_SECONDS,
     retry_condition_fn=retry_unless_permanent,
 )
-def load_products() -> LoadSummary:
+def load_products(full_refresh: bool = False) -> LoadSummary:
     """Run the products pipeline and report what it loaded."""
+    # Imported here so the flow module stays importable without the pipeline's dependencies being
+    # resolved, and to avoid import cycles between layers.
     from pipelines.products import run
 
-    return run_and_report(run)
+    return run_and_report(run, full_refresh=full_refresh)
 
 
 @flow(name="products", log_prints=True)
-def products_flow() -> LoadSummary:
-    """Merge what changed in the product catalogue since the last run."""
-    return load_products()
+def products_flow(full_refresh: bool = False) -> LoadSummary:
+    """Merge what changed in the product catalogue since the last run.
+
+    Args:
+        full_refresh: Drop the products tables and cursors and reload the whole catalogue (the
+            `products/full-refresh` deployment). Other pipelines' tables are not touched.
+    """
+    return load_products(full_refresh)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from dlt.destinations.impl.filesystem.filesystem import FilesystemClient
 from sources.exchange_rates import exchange_rates_source
 from sources.exchange_rates.settings import ROW_KEY, TABLE_NAME
 from utils.destinations import check_destination, make_pipeline, run_pipeline, selected_destination
+from utils.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -67,14 +68,36 @@ def pipeline() -> dlt.Pipeline:
     )
 
 
-def run() -> LoadInfo:
+def run(start_date: dt.date | None = None, end_date: dt.date | None = None) -> LoadInfo:
     """Extract the days after the last loaded one (all history on the first run) and append them.
+
+    Given `start_date` and `end_date`, backfill instead: load the days of that range (inclusive)
+    that the destination does not hold yet - history before the configured `start_date`, or a gap.
+    The cursor stays where it is (dlt keeps no state for an incremental with an end value), and rows
+    already loaded are left out, so a backfill never appends a row twice and can simply be run again.
+
+    Args:
+        start_date: First day of the backfill.
+        end_date: Last day of the backfill.
 
     Returns:
         dlt's load info for the run.
+
+    Raises:
+        ConfigurationError: Only one of the dates is given, or the range is empty.
     """
     p = pipeline()
     source = exchange_rates_source()
+    resource = source.resources[TABLE_NAME]
+    backfill = _backfill_range(start_date, end_date)
+    if backfill is not None:
+        first, last = backfill
+        # The range end is open in dlt; the day after `last` makes `last` itself part of it.
+        resource.apply_hints(
+            incremental=dlt.sources.incremental(
+                "date", initial_value=first, end_value=last + dt.timedelta(days=1), primary_key=ROW_KEY
+            )
+        )
     if selected_destination(PRODUCTION_DESTINATION) == "filesystem":
         # Missing bucket settings fail here, with the keys to set, before anything is listed.
         check_destination(p)
@@ -85,8 +108,70 @@ def run() -> LoadInfo:
                 "and whose package is gone; they are left out of this load.",
                 len(landed),
             )
-            source.resources[TABLE_NAME].add_filter(lambda row: _row_key(row) not in landed)
+            resource.add_filter(lambda row: _row_key(row) not in landed)
+    if backfill is not None:
+        check_destination(p)
+        present = loaded_keys(p, *backfill)
+        if present:
+            logger.info("exchange_rates: backfill skips %d rows the destination already holds", len(present))
+            resource.add_filter(lambda row: _row_key(row) not in present)
     return run_pipeline(p, source, loader_file_format=LOADER_FILE_FORMAT)
+
+
+def _backfill_range(start_date: dt.date | None, end_date: dt.date | None) -> tuple[dt.date, dt.date] | None:
+    if start_date is None and end_date is None:
+        return None
+    if start_date is None or end_date is None:
+        raise ConfigurationError(
+            "exchange_rates: a backfill needs both start_date and end_date (YYYY-MM-DD, inclusive); "
+            f"got start_date={start_date}, end_date={end_date}."
+        )
+    if end_date < start_date:
+        raise ConfigurationError(
+            f"exchange_rates: backfill end_date {end_date} is before start_date {start_date}."
+        )
+    return start_date, end_date
+
+
+def loaded_keys(p: dlt.Pipeline, first: dt.date, last: dt.date) -> set[RowKey]:
+    """Keys of the rows from `first` to `last` (inclusive) that the destination already holds.
+
+    Read from the table in a SQL destination, or from every data file in the bucket (completed or
+    not: Snowpipe may have ingested either) for the filesystem destination.
+
+    Args:
+        p: The pipeline.
+        first: First day.
+        last: Last day.
+
+    Returns:
+        (date, base, quote) of every such row.
+    """
+    client = p.destination_client()
+    if isinstance(client, FilesystemClient):
+        keys: set[RowKey] = set()
+        for path in _files(client, TABLE_NAME):
+            if not path.endswith(".parquet"):
+                continue
+            with client.fs_client.open(path, "rb") as file:
+                table = pq.read_table(
+                    file, columns=list(ROW_KEY), filters=[("date", ">=", first), ("date", "<=", last)]
+                )
+            keys.update(zip(*(table.column(c).to_pylist() for c in ROW_KEY), strict=True))
+        return keys
+    with p.sql_client() as sql:
+        if not sql.has_dataset():
+            return set()
+        columns = ", ".join(sql.escape_column_name(c) for c in ROW_KEY)
+        query = (
+            f"SELECT {columns} FROM {sql.make_qualified_table_name(TABLE_NAME)} "  # noqa: S608 - names from dlt
+            f"WHERE {sql.escape_column_name('date')} BETWEEN %s AND %s"
+        )
+        try:
+            rows = sql.execute_sql(query, first, last) or []
+        except DestinationUndefinedEntity:  # the table does not exist yet
+            return set()
+    return {(row[0], row[1], row[2]) for row in rows}
 
 
 def rows_of_unfinished_loads(p: dlt.Pipeline) -> set[RowKey]:

@@ -21,10 +21,25 @@ def pipeline() -> dlt.Pipeline:
     return make_pipeline(PIPELINE_NAME, DATASET_NAME)
 
 
-def run() -> LoadInfo:
+# dlt's refresh mode for a full reload: drop the source's tables, its whole state (the search
+# cursor and the archived-pass time) and its stored schema. Only this pipeline's dataset is touched.
+FULL_REFRESH = "drop_sources"
+
+
+def run(full_refresh: bool = False) -> LoadInfo:
     """Load contacts modified since the last run (all of them on the first) and apply deletions.
+
+    Args:
+        full_refresh: Drop the `contacts` table and the cursors and list every contact again (after
+            a property changed type, or to repair the destination). The table is dropped when the
+            load step starts and refilled by it, so readers see it empty meanwhile.
 
     Returns:
         dlt's load info for the run.
     """
-    return run_pipeline(pipeline(), hubspot_source, loader_file_format=LOADER_FILE_FORMAT)
+    return run_pipeline(
+        pipeline(),
+        hubspot_source,
+        loader_file_format=LOADER_FILE_FORMAT,
+        refresh=FULL_REFRESH if full_refresh else None,
+    )

@@ -18,10 +18,21 @@ def pipeline() -> dlt.Pipeline:
     return make_pipeline(PIPELINE_NAME, DATASET_NAME)
 
 
-def run() -> LoadInfo:
+# dlt's refresh mode for a full reload: drop the source's tables and its whole state (incremental
+# cursors included) and its stored schema, so a changed column type is created afresh too. Only
+# this pipeline's schema and dataset are touched.
+FULL_REFRESH = "drop_sources"
+
+
+def run(full_refresh: bool = False) -> LoadInfo:
     """Extract what changed in the catalogue since the last run and merge it.
+
+    Args:
+        full_refresh: Drop the `products` and `categories` tables and the cursors, and load the whole
+            catalogue again (after a schema drift, or to repair the destination). The tables are
+            dropped when the load step starts and refilled by it, so readers see them empty meanwhile.
 
     Returns:
         dlt's load info for the run.
     """
-    return run_pipeline(pipeline(), products_source)
+    return run_pipeline(pipeline(), products_source, refresh=FULL_REFRESH if full_refresh else None)

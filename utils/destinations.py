@@ -29,7 +29,10 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.sources import DltResource, DltSource
 
+from utils.environments import apply_environment, environment_destination
 from utils.errors import ConfigurationError, DestinationRejectedError, PipelineError, SchemaDriftError
+from utils.snowflake_keys import check_private_key
+from utils.vault_provider import describe_missing, register_vault_provider
 
 PRODUCTION_DESTINATION = "snowflake"
 
@@ -64,7 +67,8 @@ def selected_destination(production_destination: str = PRODUCTION_DESTINATION) -
     Raises:
         ConfigurationError: The override names a destination this project does not support.
     """
-    override = dlt.config.get(_OVERRIDE_KEY, str)
+    # DLT__DESTINATION first, then the environment's (utils.environments; `duckdb` locally).
+    override = dlt.config.get(_OVERRIDE_KEY, str) or environment_destination()
     chosen = (override or production_destination).strip().lower()
     if chosen not in KNOWN_DESTINATIONS:
         raise ConfigurationError(
@@ -102,8 +106,12 @@ def make_pipeline(
     Returns:
         A configured `dlt.Pipeline`; nothing is resolved or connected yet.
     """
+    # Secrets from AWS Secrets Manager when enabled (utils.vault_provider), read afresh each run.
+    register_vault_provider()
     destination_type = selected_destination(production_destination)
-    options = dict(destination_options)
+    # The selected environment's dataset prefix/suffix and its Snowflake database, role, warehouse.
+    dataset_name, environment_options = apply_environment(destination_type, dataset_name)
+    options = {**environment_options, **destination_options}
     if destination_type in SQL_DESTINATIONS:
         options.setdefault("replace_strategy", REPLACE_STRATEGY)
         # dlt 1.31 leaves `supports_transactions` unset for DuckDB and Snowflake, so the staging
@@ -136,7 +144,7 @@ def check_destination(pipeline: dlt.Pipeline) -> None:
         ConfigurationError: Lists every missing key, where to put it, and the local alternative.
     """
     try:
-        pipeline.destination_client()
+        client = pipeline.destination_client()
     except ConfigFieldMissingException as exc:
         destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
         missing = _missing_keys(exc, f"destination.{destination_type}")
@@ -145,8 +153,10 @@ def check_destination(pipeline: dlt.Pipeline) -> None:
             f"Pipeline '{pipeline.pipeline_name}' cannot load into {destination_type}: missing "
             f"{', '.join(missing)}. Put them in .dlt/secrets.toml (see .dlt/secrets.toml.example), "
             f"set the environment variables {env_names}, or enable the AWS Secrets Manager provider. "
-            "To run locally without a warehouse, set DLT__DESTINATION=duckdb."
+            "To run locally without a warehouse, set DLT__DESTINATION=duckdb." + describe_missing(missing)
         ) from None
+    # A malformed Snowflake private key or wrong passphrase, named now rather than at connect time.
+    check_private_key(client.config.credentials)
 
 
 def _missing_keys(exc: ConfigFieldMissingException, prefix: str) -> list[str]:
@@ -193,7 +203,10 @@ def run_pipeline(
         raise ConfigurationError(
             f"Pipeline '{pipeline.pipeline_name}' is missing {', '.join(missing)}. Put them in "
             ".dlt/secrets.toml (see .dlt/secrets.toml.example) or .dlt/config.toml, or set the "
-            "environment variables " + ", ".join(k.upper().replace(".", "__") for k in missing) + "."
+            "environment variables "
+            + ", ".join(k.upper().replace(".", "__") for k in missing)
+            + "."
+            + describe_missing(missing)
         ) from None
     try:
         if pipeline.has_pending_data:

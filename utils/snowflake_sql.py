@@ -3,11 +3,18 @@
     python -m utils.snowflake_sql print snowflake/exchange_rates
     python -m utils.snowflake_sql apply snowflake/exchange_rates
     python -m utils.snowflake_sql apply snowflake            # every folder, in path order
+    python -m utils.snowflake_sql apply snowflake/account --var SVC_DLT_RSA_PUBLIC_KEY=@rsa_key.pub ...
 
 A path is a `.sql` file or a folder; a folder means every `.sql` file below it, in path order, so
 files are numbered (`01_schema.sql`, `02_file_format.sql`, ...) to say what must exist first. The
 statements must be idempotent (`CREATE ... IF NOT EXISTS`, or `CREATE OR REPLACE` where replacing
 loses nothing): `apply` runs all of them every time.
+
+Values that differ per account (public keys, IAM role ARNs) are written as SnowSQL variables,
+`'&{NAME}'` inside a string literal, and given with `--var NAME=VALUE` (`--var NAME=@file` reads a
+file; for a PEM public key, its base64 body). `print` fills in the variables it is given and leaves
+the others, so its output also runs in SnowSQL with variable substitution; `apply` refuses to start
+while any variable has no value.
 
 Statements are split with sqlglot's Snowflake tokenizer, so a `;` inside a string, a comment or a
 `$$` block never ends a statement, and each statement is sent exactly as written (sqlglot does not
@@ -20,8 +27,9 @@ Secrets Manager provider) and stops at the first statement that fails, naming it
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +52,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Where the repository keeps its Snowflake objects, one folder per pipeline.
 SQL_ROOT = REPO_ROOT / "snowflake"
 SQL_SUFFIX = ".sql"
+# A SnowSQL variable reference, `&{NAME}`.
+PLACEHOLDER = re.compile(r"&\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class SqlApplyError(PipelineError):
@@ -152,6 +162,55 @@ def load_statements(paths: Iterable[Path]) -> list[Statement]:
                 raise ConfigurationError(f"{_display_path(file)}: {exc}") from exc
             statements += [Statement(file, line, text) for line, text in parts]
     return statements
+
+
+def placeholders(statements: Sequence[Statement]) -> list[str]:
+    """Names of the `&{NAME}` variables the statements use, sorted."""
+    return sorted({name for s in statements for name in PLACEHOLDER.findall(s.text)})
+
+
+def substitute(statements: Sequence[Statement], variables: Mapping[str, str]) -> list[Statement]:
+    """Fill in `&{NAME}` variables; the ones without a value are left as they are.
+
+    Args:
+        statements: From `load_statements`.
+        variables: Name to value. Values are escaped for a single-quoted SQL string literal, where
+            the variables are written.
+
+    Returns:
+        The statements with the variables replaced.
+    """
+
+    def value(match: re.Match[str]) -> str:
+        name = match[1]
+        if name not in variables:
+            return match[0]
+        return variables[name].replace("\\", "\\\\").replace("'", "''")
+
+    return [Statement(s.path, s.line, PLACEHOLDER.sub(value, s.text)) for s in statements]
+
+
+def parse_variable(text: str) -> tuple[str, str]:
+    """Parse a `--var NAME=VALUE` argument; `NAME=@path` reads the value from a file.
+
+    A PEM file (a public key, `-----BEGIN PUBLIC KEY-----`) gives its base64 body on one line,
+    which is what `RSA_PUBLIC_KEY` takes.
+
+    Raises:
+        ConfigurationError: Not `NAME=VALUE`, or the file cannot be read.
+    """
+    name, sep, value = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ConfigurationError(f"--var {text!r}: expected NAME=VALUE or NAME=@file.")
+    if value.startswith("@"):
+        try:
+            value = Path(value[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"--var {name}: cannot read {value[1:]}: {exc.strerror}.") from None
+        if "-----BEGIN" in value:
+            value = "".join(line.strip() for line in value.splitlines() if line and "-----" not in line)
+        value = value.strip()
+    return name, value
 
 
 def render(statements: Sequence[Statement]) -> str:
@@ -263,12 +322,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "paths", nargs="+", type=Path, help=".sql files or folders (e.g. snowflake/exchange_rates)"
     )
+    parser.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value of a &{NAME} variable; NAME=@file reads it from a file (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
-        statements = load_statements(args.paths)
+        variables = dict(parse_variable(text) for text in args.var)
+        statements = substitute(load_statements(args.paths), variables)
         if args.command == "print":
             sys.stdout.write(render(statements))
             return 0
+        unset = placeholders(statements)
+        if unset:
+            raise ConfigurationError(
+                "no value for "
+                + ", ".join(f"&{{{name}}}" for name in unset)
+                + "; give "
+                + " ".join(f"--var {name}=..." for name in unset)
+                + " (nothing was applied)."
+            )
         connection = connect()
         try:
             applied = apply(statements, connection)

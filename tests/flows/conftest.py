@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from prefect import Task
@@ -28,3 +29,32 @@ def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
         for obj in vars(module).values():
             if isinstance(obj, Task):
                 monkeypatch.setattr(obj, "retry_delay_seconds", [0.0] * (obj.retries or 0))
+
+
+class LoadFailure:
+    """Makes the first load that reaches the end of its jobs fail, as a dropped warehouse connection would.
+
+    Every job of the package has run, so the data is in the destination, but the package is not
+    marked complete: dlt keeps it pending in the working directory for the next try.
+    """
+
+    def __init__(self) -> None:
+        self.failed_load_ids: list[str] = []
+
+
+@pytest.fixture
+def load_fails_once(monkeypatch: pytest.MonkeyPatch) -> LoadFailure:
+    from dlt.common.destination.exceptions import DestinationTransientException
+    from dlt.load.load import Load
+
+    failure = LoadFailure()
+    original = Load.complete_package
+
+    def complete_package(self: Load, load_id: str, *args: Any, **kwargs: Any) -> None:
+        if not failure.failed_load_ids:
+            failure.failed_load_ids.append(load_id)
+            raise DestinationTransientException("connection to the warehouse was reset (injected)")
+        original(self, load_id, *args, **kwargs)
+
+    monkeypatch.setattr(Load, "complete_package", complete_package)
+    return failure

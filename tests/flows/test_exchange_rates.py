@@ -111,3 +111,62 @@ def _has_table(warehouse: Path) -> bool:
             "where table_schema = 'exchange_rates' and table_name = 'exchange_rates'"
         ).fetchone()
     return bool(found and found[0])
+
+
+def _table_rows(warehouse: Path) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            "select date, base, quote, rate from exchange_rates.exchange_rates order by all"
+        ).fetchall()
+
+
+def test_backfill_adds_only_the_missing_days_and_leaves_the_cursor(
+    rates_api: FrankfurterServer, warehouse: Path
+) -> None:
+    from pipelines.exchange_rates import pipeline
+
+    assert exchange_rates_flow(return_state=True).is_completed()
+    cursor = pipeline().state["sources"]["exchange_rates"]["resources"]["exchange_rates"]["incremental"]
+    before = dict(cursor["date"])
+    earlier = RATES_START - dt.timedelta(days=45)
+    # The range overlaps the days already loaded: those are skipped, not appended twice.
+    backfill = exchange_rates_flow(
+        start_date=earlier, end_date=RATES_START + dt.timedelta(days=10), return_state=True
+    )
+
+    assert backfill.is_completed()
+    assert [tuple(r) for r in _table_rows(warehouse)] == expected_history(rates_api, earlier)
+    added = backfill.result().row_counts["exchange_rates"]
+    assert added == len(expected_history(rates_api, earlier, RATES_START - dt.timedelta(days=1)))
+    cursor = pipeline().state["sources"]["exchange_rates"]["resources"]["exchange_rates"]["incremental"]
+    assert cursor["date"] == before  # the next scheduled run carries on from where it was
+    again = exchange_rates_flow(start_date=earlier, end_date=RATES_START, return_state=True)
+    assert again.result().row_counts.get("exchange_rates", 0) == 0  # a repeated backfill adds nothing
+
+
+def test_backfill_into_the_landing_bucket_never_duplicates_a_row_for_snowpipe(
+    rates_api: FrankfurterServer, landing_bucket: AwsSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DLT__DESTINATION")  # the production destination: the landing bucket
+    assert exchange_rates_flow(return_state=True).is_completed()
+    earlier = RATES_START - dt.timedelta(days=20)
+
+    state = exchange_rates_flow(
+        start_date=earlier, end_date=RATES_START + dt.timedelta(days=3), return_state=True
+    )
+
+    assert state.is_completed()
+    snowpipe = SnowpipeEmulator(landing_bucket)
+    snowpipe.ingest()
+    assert snowpipe.duplicates() == []
+    assert snowpipe.rows() == expected_history(rates_api, earlier)
+
+
+@pytest.mark.usefixtures("no_retry_delay")
+def test_a_backfill_needs_both_dates(rates_api: FrankfurterServer) -> None:
+    state = exchange_rates_flow(start_date=RATES_START, return_state=True)
+    assert state.is_failed()
+    [run] = task_runs(state.state_details.flow_run_id)
+    assert run.run_count == 1
+    with pytest.raises(Exception, match="needs both start_date and end_date"):
+        state.result()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import duckdb
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -20,8 +21,11 @@ from prefect.client.schemas.filters import (
 from prefect.logging.handlers import APILogHandler
 
 from flows.hubspot import hubspot_flow
-from sandbox.hubspot import HubSpotServer
-from tests.sources.hubspot.portal import assert_destination_equals_portal, portal
+from pipelines import hubspot as hubspot_pipeline
+from sandbox.hubspot import CONTACTS_PATH, HubSpotServer, RecordedRequest
+from tests.flows.conftest import LoadFailure
+from tests.flows.prefect_api import load_report
+from tests.sources.hubspot.portal import assert_destination_equals_portal, loaded_contacts, portal
 from utils.load_summary import LoadSummary
 
 
@@ -100,3 +104,57 @@ def test_bad_token_fails_at_once_with_the_setting_to_fix(
     with pytest.raises(Exception, match=r"sources\.hubspot\.access_token"):
         state.result()
     assert {r.status for r in hubspot.recorded_requests()} == {401}
+
+
+def _listings(requests: list[RecordedRequest]) -> list[RecordedRequest]:
+    """Pages of the full listing of live contacts (what a first run, or a full refresh, reads)."""
+    return [
+        r
+        for r in requests
+        if r.method == "GET" and r.path == CONTACTS_PATH and "archived=true" not in r.query
+    ]
+
+
+@pytest.mark.usefixtures("no_retry_delay")
+def test_a_retry_after_a_failure_mid_load_finishes_the_package_instead_of_listing_again(
+    hubspot: HubSpotServer, warehouse: Path, load_fails_once: LoadFailure
+) -> None:
+    state = hubspot_flow(return_state=True)
+
+    assert state.is_completed()
+    [run] = task_runs(state.state_details.flow_run_id)
+    assert run.run_count == 2
+    [pending] = load_fails_once.failed_load_ids
+    listed = _listings(hubspot.recorded_requests())
+    # One listing in all: the first try's. The retry loaded its package and then only searched
+    # for contacts modified since (the look-back window re-reads a few), instead of listing the
+    # portal a second time.
+    assert listed and len(listed) == len({(r.path, r.query) for r in listed})
+    summary = state.result()
+    assert summary.row_counts.get("contacts", 0) < 50
+    assert_destination_equals_portal(warehouse, hubspot)  # every contact once
+    _, _, rows = load_report(state.state_details.flow_run_id)
+    [finished] = [r for r in rows if r["load id"] == pending]
+    assert finished["rows loaded"] == finished["rows in table"] == 1_200
+
+
+def test_full_refresh_reloads_every_contact_from_scratch(hubspot: HubSpotServer, warehouse: Path) -> None:
+    assert hubspot_flow(return_state=True).is_completed()
+    with duckdb.connect(str(warehouse)) as con:  # the destination drifts behind the cursor's back
+        con.execute("delete from hubspot.contacts where id in (select id from hubspot.contacts limit 100)")
+    cursor_before = _cursor()
+    hubspot.reset_requests()
+
+    state = hubspot_flow(full_refresh=True, return_state=True)
+
+    assert state.is_completed()
+    assert state.result().row_counts["contacts"] == 1_200
+    assert _listings(hubspot.recorded_requests())  # listed from scratch, not searched from the cursor
+    assert_destination_equals_portal(warehouse, hubspot)
+    assert len(loaded_contacts(warehouse)) == 1_200
+    assert _cursor() >= cursor_before
+
+
+def _cursor() -> Any:
+    state = hubspot_pipeline.pipeline().state["sources"]["hubspot"]["resources"]["contacts"]
+    return state["incremental"]["lastmodifieddate"]["last_value"]

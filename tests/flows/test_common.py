@@ -1,0 +1,162 @@
+"""What every flow gets from flows/common.py: the retry rule, the run lock, progress and the report."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import duckdb
+import pytest
+from dlt.common.configuration.exceptions import ConfigurationValueError
+from dlt.common.destination.exceptions import DestinationTerminalException, DestinationTransientException
+from dlt.common.schema.exceptions import DataValidationError
+from dlt.pipeline.exceptions import PipelineStepFailed
+from prefect.states import Failed
+
+from flows import common
+from flows.currencies import currencies_flow, load_currencies
+from sandbox.frankfurter import FrankfurterServer
+from tests.flows.prefect_api import load_report, run_logs, task_runs
+from utils.errors import (
+    ConfigurationError,
+    PipelineError,
+    SchemaDriftError,
+    UpstreamRequestError,
+    UpstreamUnavailableError,
+)
+
+
+def _chained(outer: BaseException, cause: BaseException) -> BaseException:
+    try:
+        try:
+            raise cause
+        except BaseException as inner:
+            raise outer from inner
+    except BaseException as raised:
+        return raised
+
+
+def _retried(exc: BaseException) -> bool:
+    return common.retry_unless_permanent(load_currencies, None, Failed(data=exc))  # type: ignore[arg-type]
+
+
+def _step_failed(cause: BaseException) -> BaseException:
+    # How dlt reports a failed step: PipelineStepFailed raised from the step's own error.
+    pipeline = SimpleNamespace(pipeline_name="products", has_pending_data=False)
+    return _chained(PipelineStepFailed(pipeline, "load", "1.0", cause), cause)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConfigurationError("sources.hubspot.access_token is wrong"),
+        UpstreamRequestError("HTTP 404"),
+        SchemaDriftError("products.price changed type"),
+        _chained(PipelineError("step failed"), ConfigurationError("bad password")),
+        _step_failed(ConfigurationValueError("destination.snowflake.credentials.host is not a host")),
+        _step_failed(DataValidationError("products", "products", "price", "data_type", "freeze", None, {})),
+        _step_failed(DestinationTerminalException("permission denied on schema PRODUCTS")),
+    ],
+    ids=[
+        "credentials",
+        "rejected-request",
+        "schema-drift",
+        "wrapped",
+        "dlt-config",
+        "dlt-contract",
+        "dlt-terminal",
+    ],
+)
+def test_errors_that_cannot_heal_are_not_retried(error: BaseException) -> None:
+    assert _retried(error) is False
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        UpstreamUnavailableError("HTTP 503 after 5 attempts"),
+        _chained(PipelineError("failed at the load step"), DestinationTransientException("connection reset")),
+        RuntimeError("something unexpected"),
+    ],
+    ids=["upstream-5xx", "destination-blip", "unknown"],
+)
+def test_errors_that_may_heal_are_retried(error: BaseException) -> None:
+    assert _retried(error) is True
+
+
+def test_the_run_publishes_a_load_report_matching_the_destination_and_logs_progress(
+    frankfurter: FrankfurterServer, warehouse: Path
+) -> None:
+    state = currencies_flow(return_state=True)
+
+    assert state.is_completed()
+    summary = state.result()
+    key, description, rows = load_report(state.state_details.flow_run_id)
+    assert key == "currencies-load"
+    [row] = rows
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        in_table = con.execute("select count(*) from currencies.currencies").fetchone()
+    assert in_table == (len(frankfurter.currencies),)
+    assert row["pipeline"] == "currencies" and row["table"] == "currencies"
+    assert row["load id"] == summary.load_ids[0]
+    assert row["rows loaded"] == row["rows in table"] == len(frankfurter.currencies)
+    assert row["duration (s)"] >= 0
+    assert description is not None and "currencies: 30 rows into duckdb" in description
+    logs = "\n".join(run_logs(state.state_details.flow_run_id))
+    # dlt's own progress, step by step, reached the run log.
+    for step in ("Extract currencies", "Normalize currencies", "Load currencies"):
+        assert step in logs, logs
+    assert f"currencies: {len(frankfurter.currencies)}" in logs
+
+
+@pytest.mark.usefixtures("no_retry_delay")
+def test_a_second_run_of_the_same_pipeline_waits_for_the_lock_and_gives_up_without_retries(
+    frankfurter: FrankfurterServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(common, "PIPELINE_LOCK_TIMEOUT_SECONDS", 1.0)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with common.pipeline_lock("currencies"):
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        blocked = currencies_flow(return_state=True)
+    finally:
+        release.set()
+        holder.join()
+
+    assert blocked.is_failed()
+    [run] = task_runs(blocked.state_details.flow_run_id)
+    assert run.run_count == 1  # waiting longer would not help: a person must look
+    with pytest.raises(common.PipelineBusyError, match="pipeline-currencies"):
+        blocked.result()
+    assert frankfurter.request_count("/v1/currencies") == 0
+    monkeypatch.setattr(common, "PIPELINE_LOCK_TIMEOUT_SECONDS", 30.0)  # the release is not instant
+    assert currencies_flow(return_state=True).is_completed()  # the lock is free again
+
+
+def test_a_pending_full_refresh_package_is_recognised_extracted_or_normalised(
+    frankfurter: FrankfurterServer,
+) -> None:
+    from pipelines import currencies
+    from sources.currencies import currencies_source
+
+    currencies.run()
+    p = currencies.pipeline()
+    p.extract(currencies_source())
+    [plain] = p.list_extracted_load_packages()
+    assert common._has_refresh_package(p, [plain]) is False
+    p.normalize()
+    p.load()
+    p.extract(currencies_source(), refresh="drop_sources")
+    [refresh] = p.list_extracted_load_packages()
+    assert common._has_refresh_package(p, [refresh]) is True
+    p.normalize()
+    assert p.list_normalized_load_packages() == [refresh]
+    assert common._has_refresh_package(p, [refresh]) is True
