@@ -26,7 +26,12 @@ selected environment (`vault_enabled`, `vault_prefix` under `[environments.<name
 The region otherwise comes from boto3's own chain (`AWS_REGION`, the profile), as do the credentials
 (environment, profile, SSO, the instance or task role): no key is ever configured here.
 
-Behaviour, and why it differs from dlt's own `AwsSecretsManagerProvider` (dlt 1.31), which is not used:
+This is a provider of dlt's own interface, registered the documented way
+(`dlt.config.register_provider`), not a subclass of dlt 1.31's `AwsSecretsManagerProvider`: that one
+probes a `dlt_secrets_toml` document and several names per key, expects fragments rooted at the top
+of the configuration document, and logs AccessDenied, KMS and invalid-request errors as warnings and
+carries on as if the secret were missing. Leave `PROVIDERS__ENABLE_AWS_SECRETS` (dlt's) unset.
+Behaviour:
 
 * One API call per secret per pipeline run: `make_pipeline` re-registers the provider at the start of
   every run, which empties the cache; within the run every secret is fetched at most once (hits and
@@ -34,8 +39,8 @@ Behaviour, and why it differs from dlt's own `AwsSecretsManagerProvider` (dlt 1.
 * A secret that does not exist is a miss: resolution falls through, and a key nobody provides is
   reported missing as usual - with the secret to create (see `describe_missing`).
 * Access denied, throttling (after botocore's standard retries), an unreadable or non-JSON secret
-  raise at once, naming the secret and never its value. dlt's provider logs a warning and carries
-  on for AccessDenied, which surfaces later as a confusing "missing" key.
+  raise at once, naming the secret and never its value; refusals are permanent errors (the flows do
+  not retry them), throttling and outages transient ones.
 * Only `sources.<name>.*` and `destination.<name>.*` are looked up, never pipeline-scoped variants,
   and a secret is only fetched for a secret value: dlt's many lookups of plain settings (and of
   sections that are not sources, like `sources.extract`) cost no API call.
