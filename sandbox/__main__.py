@@ -7,7 +7,6 @@ them with `set -a; . .local/sandbox.env; set +a`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -21,7 +20,9 @@ ENV_FILE = Path(__file__).resolve().parents[1] / ".local" / "sandbox.env"
 def main() -> None:
     """Start the sandbox, write its settings file and wait for Ctrl-C or SIGTERM."""
     stop = threading.Event()
+    # Ctrl-C and SIGTERM only set the event (raising inside a blocking wait can break its lock).
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     with Sandbox() as sandbox:
         ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(ENV_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -32,8 +33,8 @@ def main() -> None:
         print(f"PostgreSQL:      127.0.0.1:{sandbox.postgres.port}/{sandbox.postgres.database}")
         print(f"Settings for the pipelines: {ENV_FILE} (set -a; . {ENV_FILE}; set +a)")
         print("Serving until Ctrl-C.")
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+        while not stop.wait(0.2):
+            pass
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import IO, Any, Self
 from urllib.parse import quote
 
@@ -1104,10 +1104,6 @@ class CatalogueMutator:
 # -- command line ----------------------------------------------------------------------------
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Start a server, seed it and serve until Ctrl-C (or SIGTERM).
 
@@ -1129,7 +1125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write the DSNs and dlt credentials (with passwords) here as JSON, mode 0600",
     )
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and SIGTERM only set an event: raising from a signal handler inside a blocking wait can
+    # break the lock that wait holds ("release unlocked lock").
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     started = time.perf_counter()
     with PostgresServer(args.data_dir) as server:
         print(f"started in {time.perf_counter() - started:.2f} s", flush=True)
@@ -1151,10 +1151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 json.dump(payload, handle, indent=2)
             print(f"credentials written to {path}")
         print("serving; Ctrl-C to stop", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping", file=sys.stderr)
+        while not stop.wait(0.2):
+            pass
+        print("stopping", file=sys.stderr)
     return 0
 
 
