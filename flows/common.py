@@ -64,6 +64,9 @@ RETRIES = len(RETRY_DELAYS_SECONDS)
 # How long a run waits for another run of the same pipeline to finish before it gives up (and
 # alerts). Longer than any normal run, full refreshes included, shorter than a day of schedules.
 PIPELINE_LOCK_TIMEOUT_SECONDS = 3 * 60 * 60
+# The holder renews its lease while it runs; a slot whose holder died (or failed to release it)
+# frees itself after this long - Prefect's minimum, so a lost slot never blocks a pipeline for long.
+PIPELINE_LOCK_LEASE_SECONDS = 60
 # dlt progress lines go to the run log this often while a step runs (and once when it ends).
 PROGRESS_LOG_PERIOD_SECONDS = 30.0
 
@@ -312,7 +315,7 @@ def pipeline_lock(pipeline_name: str, timeout_seconds: float | None = None) -> I
 
     Two runs of one pipeline would share its dlt working directory and state and corrupt both. The
     slot is a lease that the holder renews; if its process dies, the slot frees itself within the
-    lease duration (five minutes), so a crash never blocks the pipeline for good.
+    lease duration (a minute), so a crash never blocks the pipeline for good.
 
     Args:
         pipeline_name: The dlt pipeline name; the limit is `pipeline-<name>`.
@@ -327,13 +330,21 @@ def pipeline_lock(pipeline_name: str, timeout_seconds: float | None = None) -> I
     _ensure_lock(limit_name)
     with ExitStack() as stack:
         try:
-            stack.enter_context(concurrency(limit_name, occupy=1, timeout_seconds=timeout, strict=True))
+            stack.enter_context(
+                concurrency(
+                    limit_name,
+                    occupy=1,
+                    timeout_seconds=timeout,
+                    lease_duration=PIPELINE_LOCK_LEASE_SECONDS,
+                    strict=True,
+                )
+            )
         except TimeoutError as exc:
             raise PipelineBusyError(
                 f"Pipeline '{pipeline_name}': another run held the lock '{limit_name}' for the "
                 f"{timeout:.0f} seconds this run waits, so it did not start. Find the running flow run "
                 f"of '{pipeline_name}' in Prefect; if it is stuck, cancel it (the slot frees itself "
-                "within five minutes of its process ending)."
+                "within a minute of its process ending)."
             ) from exc
         yield
 
