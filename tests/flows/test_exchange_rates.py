@@ -2,53 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import duckdb
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterId,
-    LogFilter,
-    LogFilterFlowRunId,
-    TaskRunFilter,
-)
-from prefect.logging.handlers import APILogHandler
 
 from flows.exchange_rates import exchange_rates_flow
 from sandbox.aws import AwsSandbox
 from sandbox.frankfurter import FrankfurterServer
+from tests.flows.prefect_api import run_logs, task_runs
 from tests.snowflake.snowpipe_emulator import RATES_START, SnowpipeEmulator, expected_history
 from utils.load_summary import LoadSummary
-
-
-def run_logs(flow_run_id: UUID) -> list[str]:
-    APILogHandler().flush()  # ships the queued log batch to the API and waits
-
-    async def read() -> list[str]:
-        async with get_client() as client:
-            logs = await client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-            )
-            return [log.message for log in logs]
-
-    return asyncio.run(read())
-
-
-def task_runs(flow_run_id: UUID) -> list[Any]:
-    async def read() -> list[Any]:
-        async with get_client() as client:
-            return await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                task_run_filter=TaskRunFilter(),
-            )
-
-    return asyncio.run(read())
 
 
 def test_flow_loads_into_duckdb_and_logs_the_summary(rates_api: FrankfurterServer, warehouse: Path) -> None:

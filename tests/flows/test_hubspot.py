@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import duckdb
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterId,
-    LogFilter,
-    LogFilterFlowRunId,
-    TaskRunFilter,
-)
-from prefect.logging.handlers import APILogHandler
 
 from flows.hubspot import hubspot_flow
 from pipelines import hubspot as hubspot_pipeline
 from sandbox.hubspot import CONTACTS_PATH, HubSpotServer, RecordedRequest
 from tests.flows.conftest import LoadFailure
-from tests.flows.prefect_api import load_report
+from tests.flows.prefect_api import load_report, run_logs, task_runs
 from tests.sources.hubspot.portal import assert_destination_equals_portal, loaded_contacts, portal
 from utils.load_summary import LoadSummary
 
@@ -33,30 +22,6 @@ from utils.load_summary import LoadSummary
 def hubspot(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubSpotServer]:
     with portal(monkeypatch, contacts=1_200) as server:
         yield server
-
-
-def run_logs(flow_run_id: UUID) -> list[str]:
-    APILogHandler().flush()
-
-    async def read() -> list[str]:
-        async with get_client() as client:
-            logs = await client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-            )
-            return [log.message for log in logs]
-
-    return asyncio.run(read())
-
-
-def task_runs(flow_run_id: UUID) -> list[Any]:
-    async def read() -> list[Any]:
-        async with get_client() as client:
-            return await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                task_run_filter=TaskRunFilter(),
-            )
-
-    return asyncio.run(read())
 
 
 def test_flow_loads_contacts_and_logs_the_summary(hubspot: HubSpotServer, warehouse: Path) -> None:
