@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +16,7 @@ from prefect.states import Failed
 from flows import common
 from flows.currencies import currencies_flow, load_currencies
 from sandbox.frankfurter import FrankfurterServer
-from tests.flows.prefect_api import load_report, run_logs, task_runs
+from tests.flows.prefect_api import load_report, run_logs
 from utils.errors import (
     ConfigurationError,
     PipelineError,
@@ -108,37 +107,6 @@ def test_the_run_publishes_a_load_report_matching_the_destination_and_logs_progr
     for step in ("Extract currencies", "Normalize currencies", "Load currencies"):
         assert step in logs, logs
     assert f"currencies: {len(frankfurter.currencies)}" in logs
-
-
-@pytest.mark.usefixtures("no_retry_delay")
-def test_a_second_run_of_the_same_pipeline_waits_for_the_lock_and_gives_up_without_retries(
-    frankfurter: FrankfurterServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(common, "PIPELINE_LOCK_TIMEOUT_SECONDS", 1.0)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with common.pipeline_lock("currencies"):
-            holding.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert holding.wait(30)
-        blocked = currencies_flow(return_state=True)
-    finally:
-        release.set()
-        holder.join()
-
-    assert blocked.is_failed()
-    [run] = task_runs(blocked.state_details.flow_run_id)
-    assert run.run_count == 1  # waiting longer would not help: a person must look
-    with pytest.raises(common.PipelineBusyError, match="pipeline-currencies"):
-        blocked.result()
-    assert frankfurter.request_count("/v1/currencies") == 0
-    monkeypatch.setattr(common, "PIPELINE_LOCK_TIMEOUT_SECONDS", 30.0)  # the release is not instant
-    assert currencies_flow(return_state=True).is_completed()  # the lock is free again
 
 
 def test_a_pending_full_refresh_package_is_recognised_extracted_or_normalised(
