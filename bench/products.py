@@ -1,16 +1,32 @@
-"""Benchmark: the products pipeline against the naive baseline and the direct-copy limit.
+"""Benchmark: the products pipeline against the direct-copy limit, as processes a user would run.
 
-Not a test - it prints figures. Seeds a sandbox PostgreSQL with N products, then measures, side by
-side in one run and each into a fresh DuckDB file:
+Not a test - it prints figures. Seeds a sandbox PostgreSQL and measures, side by side in one run,
+each variant in a fresh process (so its wall time includes start-up and imports, and its peak RSS
+is its own) and, for full loads, into a fresh DuckDB file:
 
-  (a) our pipeline, full load (sql_table, pyarrow backend, as configured in sources/products)
-  (b) the same source with dlt's default sqlalchemy backend - the naive baseline
-  (c) the direct-copy limit: ADBC reads the table into Arrow, DuckDB writes it in one statement
-  (d) our pipeline's incremental run after 0.1% of the rows changed
+  full loads (--rows products, --rounds rounds, the variants' order rotated every round)
+    ours        our pipeline (`pipelines.products.run()`), as configured in sources/products
+    adbc        the direct-copy limit: ADBC reads the table into Arrow, DuckDB writes it in one
+                statement
+    before      our pipeline from another checkout (--before-tree), for before/after in one run
+    sqlalchemy  opt-in (--sqlalchemy): dlt's default sqlalchemy backend, the naive baseline; it
+                peaked at 17.8 GB RSS at 1M rows - only on a machine with the memory to spare
+    duckdb-pg   opt-in (--duckdb-postgres PYTHON): DuckDB's own postgres extension (ATTACH +
+                CREATE TABLE AS), run by a separate interpreter that has `duckdb` and the extension
+                installed (it is not installable into the project's DuckDB 2.0 - see the README)
 
-Each variant runs in its own process so its peak RSS is its own.
+  incremental runs (--incremental-sizes, e.g. 1000000,3000000): one full load per variant (not
+  timed), then every round changes --changed products and runs each variant again: the rows it
+  read, and its whole-process and in-process time.
 
-    uv run python bench/products.py --rows 1000000
+Each figure is reported as the median of the rounds with min and max, beside the load average,
+because the machine is shared. "process" is the wall time of the whole process (interpreter start
+to exit), "in-proc" the time of the work alone after imports, "cpu" the process's user + system
+CPU time (less sensitive to other load than wall time).
+
+    uv run python bench/products.py --rows 1000000 --rounds 3
+    uv run python bench/products.py --rows 200000 --rounds 3 --incremental-sizes 1000000,3000000
+    uv run python bench/products.py --rows 5000000 --rounds 1 --variants ours   # peak RSS at 5M
 """
 
 from __future__ import annotations
@@ -18,40 +34,46 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# -- worker: one variant, in this process ------------------------------------------------------
 
-def worker(variant: str, workdir: Path, credentials: dict[str, Any]) -> dict[str, Any]:
-    """Run one variant in this process and return its figures."""
-    os.environ.update(
-        {
-            "DLT__DESTINATION": "duckdb",
-            "LOCAL__DUCKDB_PATH": str(workdir / "warehouse.duckdb"),
-            "DLT_DATA_DIR": str(workdir / "dlt"),
-            **{f"SOURCES__PRODUCTS__CREDENTIALS__{k.upper()}": str(v) for k, v in credentials.items()},
-        }
-    )
+
+def worker(variant: str, workdir: Path) -> dict[str, Any]:
+    """Run one variant in this process (settings come from the environment) and return its figures."""
+    import resource
+
     workdir.mkdir(parents=True, exist_ok=True)
-    # Imports first: the figures are about moving rows, not about Python start-up.
-    import adbc_driver_postgresql.dbapi
-    import duckdb
+    credentials = json.loads(os.environ["BENCH_PG"])
+    started_imports = time.perf_counter()
+    if variant in ("ours", "before", "sqlalchemy"):
+        from pipelines.products import run
 
-    from pipelines.products import run
-    from sandbox.postgres import to_libpq_url
+        imported = time.perf_counter()
+        info = run()
+        seconds = time.perf_counter() - imported
+        trace = info.pipeline.last_trace  # type: ignore[attr-defined]
+        counts = trace.last_normalize_info.row_counts if trace.last_normalize_info else {}
+        rows = counts.get("products", 0)
+        steps = {s.step: (s.finished_at - s.started_at).total_seconds() for s in trace.steps}
+    elif variant == "adbc":
+        import adbc_driver_postgresql.dbapi
+        import duckdb
 
-    started = time.perf_counter()
-    if variant == "direct":
-        url = to_libpq_url(
-            "postgresql://{username}:{password}@{host}:{port}/{database}".format(**credentials)
-        )
+        imported = time.perf_counter()
+        from urllib.parse import quote
+
+        quoted = {k: quote(str(v), safe="") for k, v in credentials.items()}
+        url = "postgresql://{username}:{password}@{host}:{port}/{database}".format(**quoted)
         with adbc_driver_postgresql.dbapi.connect(url) as conn, conn.cursor() as cur:
             cur.execute("select * from products")
             table = cur.fetch_arrow_table()
@@ -59,96 +81,316 @@ def worker(variant: str, workdir: Path, credentials: dict[str, Any]) -> dict[str
             con.register("arrow_products", table)
             con.execute("create table products as select * from arrow_products")
         rows = table.num_rows
+        seconds = time.perf_counter() - imported
+        steps = {}
+    elif variant == "duckdb-pg":
+        import duckdb
+
+        imported = time.perf_counter()
+        con = duckdb.connect(str(workdir / "warehouse.duckdb"))
+        _load_postgres_extension(con)
+        dsn = "host={host} port={port} dbname={database} user={username} password={password}".format(
+            **credentials
+        )
+        con.execute("ATTACH ? AS pg (TYPE postgres, READ_ONLY)", [dsn])
+        con.execute("create table products as select * from pg.public.products")
+        row = con.execute("select count(*) from products").fetchone()
+        rows = int(row[0]) if row else 0
+        con.close()
+        seconds = time.perf_counter() - imported
+        steps = {}
     else:
-        if variant == "sqlalchemy":
-            os.environ["SOURCES__PRODUCTS__BACKEND"] = "sqlalchemy"
-        info = run()
-        counts = info.pipeline.last_trace.last_normalize_info.row_counts  # type: ignore[attr-defined]
-        rows = counts.get("products", 0)
-    seconds = time.perf_counter() - started
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"variant": variant, "rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb}
+        raise SystemExit(f"unknown variant {variant}")
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "imports": imported - started_imports,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "steps": steps,
+    }
 
 
-def run_variant(variant: str, workdir: Path, credentials: dict[str, Any]) -> dict[str, Any]:
-    """Run a variant in a fresh process (so peak RSS is per variant)."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", variant, "--workdir", str(workdir)],
-        input=json.dumps(credentials),
-        capture_output=True,
+def _load_postgres_extension(con: Any) -> None:
+    import contextlib
+    import importlib
+
+    with contextlib.suppress(Exception):  # not in DuckDB's extension directory: try a wheel's copy
+        con.execute("LOAD postgres")
+        return
+
+    for module in ("duckdb_extension_postgres", "duckdb_extension_postgres_scanner", "duckdb_ext_postgres"):
+        try:
+            package = importlib.import_module(module)
+        except ImportError:
+            continue
+        for path in Path(next(iter(package.__path__))).rglob("*.duckdb_extension"):
+            con.execute(f"LOAD '{path}'")
+            return
+    raise SystemExit("DuckDB's postgres extension is not installed for this interpreter")
+
+
+# -- parent: seed, run processes, summarise ------------------------------------------------------
+
+
+def run_process(
+    variant: str,
+    workdir: Path,
+    credentials: dict[str, Any],
+    *,
+    python: str,
+    tree: Path,
+    extra_env: dict[str, str],
+) -> dict[str, Any]:
+    """Run one variant as a whole process; add its wall time, CPU time and peak RSS as the OS saw them."""
+    env = {
+        **os.environ,
+        "DLT__DESTINATION": "duckdb",
+        "LOCAL__DUCKDB_PATH": str(workdir / "warehouse.duckdb"),
+        "DLT_DATA_DIR": str(workdir / "dlt"),
+        "BENCH_PG": json.dumps(credentials),
+        **{f"SOURCES__PRODUCTS__CREDENTIALS__{k.upper()}": str(v) for k, v in credentials.items()},
+        **extra_env,
+    }
+    if tree != ROOT:
+        env["PYTHONPATH"] = str(tree)
+    if variant == "sqlalchemy":
+        env["SOURCES__PRODUCTS__BACKEND"] = "sqlalchemy"
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [python, str(Path(__file__).resolve()), "--worker", variant, "--workdir", str(workdir)],
+        cwd=tree,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        cwd=ROOT,
-        check=False,
     )
-    if out.returncode != 0:
-        raise SystemExit(f"variant {variant} failed:\n{out.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    out, err = child.communicate()
+    wall = time.perf_counter() - started
+    if child.returncode != 0:
+        raise SystemExit(f"variant {variant} failed:\n{err[-3000:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["process"] = wall
     return result
 
 
+def _child_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(
+    variant: str, workdir: Path, credentials: dict[str, Any], settings: dict[str, Any]
+) -> dict[str, Any]:
+    python, tree = settings["python"].get(variant, sys.executable), settings["trees"].get(variant, ROOT)
+    cpu_before = _child_cpu()
+    result = run_process(variant, workdir, credentials, python=python, tree=tree, extra_env=settings["env"])
+    result["cpu"] = _child_cpu() - cpu_before
+    return result
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def summarise(title: str, results: dict[str, list[dict[str, Any]]], reference: str | None) -> None:
+    """Print median [min-max] per figure and variant, and ratios to the reference variant."""
+    print(f"\n{title}")
+    header = f"{'variant':<11} {'rows':>9} {'process s':>19} {'in-proc s':>19} {'cpu s':>19} {'imports s':>9} {'peak RSS MB':>11}"
+    print(header)
+
+    def cell(values: Sequence[float]) -> str:
+        return f"{statistics.median(values):6.2f} [{min(values):5.2f}-{max(values):5.2f}]"
+
+    for variant, runs in results.items():
+        rows = statistics.median(r["rows"] for r in runs)
+        print(
+            f"{variant:<11} {rows:>9,.0f} {cell([r['process'] for r in runs]):>19} "
+            f"{cell([r['seconds'] for r in runs]):>19} {cell([r['cpu'] for r in runs]):>19} "
+            f"{statistics.median(r['imports'] for r in runs):>9.2f} {max(r['peak_rss_mb'] for r in runs):>11.0f}"
+        )
+    steps = {v: runs for v, runs in results.items() if runs[0]["steps"]}
+    for variant, runs in steps.items():
+        names = list(runs[0]["steps"])
+        text = ", ".join(f"{n} {statistics.median(r['steps'].get(n, 0.0) for r in runs):.2f}" for n in names)
+        print(f"  {variant} dlt steps (median s): {text}")
+    if reference and reference in results:
+        ref = results[reference]
+        for variant, runs in results.items():
+            if variant == reference:
+                continue
+            # Throughput ratio per round (same round = same load), then the median of those.
+            for figure in ("process", "seconds"):
+                ratios = [
+                    (r["rows"] / r[figure]) / (c["rows"] / c[figure])
+                    for r, c in zip(runs, ref, strict=False)
+                    if r[figure] and c[figure] and c["rows"]
+                ]
+                if ratios:
+                    label = "whole process" if figure == "process" else "in-process"
+                    print(
+                        f"  {variant} vs {reference} throughput, {label}: {statistics.median(ratios):.2f}x "
+                        f"[{min(ratios):.2f}-{max(ratios):.2f}]"
+                    )
+
+
+def full_loads(
+    credentials: dict[str, Any], variants: list[str], rounds: int, tmp: Path, settings: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for round_no in range(rounds):
+        order = variants[round_no % len(variants) :] + variants[: round_no % len(variants)]
+        for variant in order:
+            workdir = tmp / f"full-{variant}-{round_no}"
+            result = measure(variant, workdir, credentials, settings)
+            results[variant].append(result)
+            print(
+                f"  round {round_no + 1} {variant:<10} process {result['process']:6.2f} s  in-proc "
+                f"{result['seconds']:6.2f} s  rows {result['rows']:,}  load {loadavg()}",
+                flush=True,
+            )
+            subprocess.run(["rm", "-rf", str(workdir)], check=False)
+    return results
+
+
+def incremental_runs(
+    server: Any,
+    credentials: dict[str, Any],
+    variants: list[str],
+    rounds: int,
+    changed: int,
+    tmp: Path,
+    settings: dict[str, Any],
+) -> dict[str, list[dict[str, Any]]]:
+    from sandbox.postgres import CatalogueMutator
+
+    mutator = CatalogueMutator(server.dsn)
+    workdirs = {v: tmp / f"incremental-{v}" for v in variants}
+    for variant, workdir in workdirs.items():
+        first = measure(variant, workdir, credentials, settings)
+        print(f"  first load {variant:<10} process {first['process']:6.2f} s (not counted)", flush=True)
+    results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for round_no in range(rounds):
+        mutator.update_products(changed)
+        order = variants[round_no % len(variants) :] + variants[: round_no % len(variants)]
+        for variant in order:
+            result = measure(variant, workdirs[variant], credentials, settings)
+            results[variant].append(result)
+            print(
+                f"  round {round_no + 1} {variant:<10} process {result['process']:6.2f} s  in-proc "
+                f"{result['seconds']:6.2f} s  rows read {result['rows']:,} for {changed:,} changed  "
+                f"load {loadavg()}",
+                flush=True,
+            )
+    for workdir in workdirs.values():
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+    return results
+
+
 def main() -> None:
-    """Seed, measure every variant, print the table and the ratios."""
+    """Parse the arguments, seed, measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rows", type=int, default=1_000_000, help="products to seed (default 1,000,000)")
-    parser.add_argument("--skip-baseline", action="store_true", help="skip (b), the slow sqlalchemy run")
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, help="products for the full loads (default 1,000,000)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per variant (default 3)")
+    parser.add_argument(
+        "--variants", default="ours,adbc", help="full-load variants, comma-separated (default ours,adbc)"
+    )
+    parser.add_argument(
+        "--sqlalchemy", action="store_true", help="add the sqlalchemy baseline (needs ~18 GB RAM at 1M)"
+    )
+    parser.add_argument(
+        "--duckdb-postgres",
+        metavar="PYTHON",
+        help="add DuckDB's postgres extension, run by this interpreter (one with duckdb + the extension)",
+    )
+    parser.add_argument("--before-tree", type=Path, help="a checkout to run as variant 'before' beside ours")
+    parser.add_argument(
+        "--incremental-sizes",
+        default="",
+        help="catalogue sizes for the incremental runs, comma-separated (default: none; 'rows' = --rows)",
+    )
+    parser.add_argument(
+        "--changed", type=int, default=1000, help="products changed before each incremental run"
+    )
+    parser.add_argument("--skip-full", action="store_true", help="only the incremental runs")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra setting for our pipeline's processes",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
-        credentials = json.loads(sys.stdin.read())
-        print(json.dumps(worker(args.worker, args.workdir, credentials)))
+        print(json.dumps(worker(args.worker, args.workdir)))
         return
 
-    from sandbox.postgres import CatalogueMutator, PostgresServer, seed_catalogue
+    sys.path.insert(0, str(ROOT))
+    from sandbox.postgres import PostgresServer, seed_catalogue
 
-    with PostgresServer() as server, tempfile.TemporaryDirectory() as tmp:
-        print(f"seeding {args.rows:,} products ...", flush=True)
-        t = time.perf_counter()
-        seed_catalogue(server.dsn, products=args.rows)
-        print(f"seeded in {time.perf_counter() - t:.1f} s", flush=True)
-        credentials = server.dlt_credentials()
-        results: dict[str, dict[str, Any]] = {}
-
-        ours = Path(tmp) / "a"
-        results["a"] = run_variant("pipeline", ours, credentials)
-        print(f"(a) done: {results['a']['seconds']:.1f} s", flush=True)
-        results["c"] = run_variant("direct", Path(tmp) / "c", credentials)
-        print(f"(c) done: {results['c']['seconds']:.1f} s", flush=True)
-        if not args.skip_baseline:
-            results["b"] = run_variant("sqlalchemy", Path(tmp) / "b", credentials)
-            print(f"(b) done: {results['b']['seconds']:.1f} s", flush=True)
-
-        changed = max(1, args.rows // 1000)
-        CatalogueMutator(server.dsn).update_products(changed)
-        results["d"] = run_variant("pipeline", ours, credentials)  # same state: incremental
-        results["d"]["changed"] = changed
-
-    labels = {
-        "a": "(a) our pipeline, full load",
-        "b": "(b) sqlalchemy backend (naive)",
-        "c": "(c) ADBC -> DuckDB (direct copy)",
-        "d": "(d) our pipeline, incremental (0.1%)",
+    variants = [v for v in args.variants.split(",") if v]
+    settings: dict[str, Any] = {
+        "python": {},
+        "trees": {},
+        "env": dict(item.split("=", 1) for item in args.env),
     }
-    print()
-    print(f"{'variant':<40} {'rows':>10} {'seconds':>9} {'rows/s':>11} {'peak RSS MB':>12}")
-    for key, r in results.items():
-        rate = r["rows"] / r["seconds"] if r["seconds"] else 0.0
-        print(
-            f"{labels[key]:<40} {r['rows']:>10,} {r['seconds']:>9.2f} {rate:>11,.0f} {r['peak_rss_mb']:>12.0f}"
-        )
-    print()
+    if args.sqlalchemy and "sqlalchemy" not in variants:
+        variants.append("sqlalchemy")
+    if args.duckdb_postgres:
+        variants.append("duckdb-pg")
+        settings["python"]["duckdb-pg"] = args.duckdb_postgres
+    if args.before_tree:
+        settings["trees"]["before"] = args.before_tree.resolve()
+        if "before" not in variants:
+            variants.append("before")
+    sizes = [
+        args.rows if s == "rows" else int(s.replace("_", "")) for s in args.incremental_sizes.split(",") if s
+    ]
+    incremental_variants = [v for v in variants if v in ("ours", "before")]
 
-    def throughput(key: str) -> float:
-        return float(results[key]["rows"] / results[key]["seconds"])
+    print(f"load average at start: {loadavg()}  (cores: {os.cpu_count()})")
+    with PostgresServer() as server, tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        credentials = server.dlt_credentials()
+        seeded = -1
 
-    print(f"(a)/(c) throughput vs direct copy: {throughput('a') / throughput('c'):.2f}x  (target >= 0.5)")
-    if "b" in results:
-        print(f"(a)/(b) throughput vs sqlalchemy:  {throughput('a') / throughput('b'):.1f}x")
-    print(
-        f"(d)/(a) incremental wall time:     {results['d']['seconds'] / results['a']['seconds']:.3f}"
-        f"  (target <= 0.10); rows read {results['d']['rows']:,} for {results['d']['changed']:,} changed"
-    )
+        def seed(rows: int) -> None:
+            nonlocal seeded
+            if rows == seeded:
+                return
+            started = time.perf_counter()
+            seed_catalogue(server.dsn, products=rows)
+            seeded = rows
+            print(f"seeded {rows:,} products in {time.perf_counter() - started:.1f} s", flush=True)
+
+        if not args.skip_full:
+            seed(args.rows)
+            print(f"full loads, {args.rounds} round(s): {', '.join(variants)}", flush=True)
+            results = full_loads(credentials, variants, args.rounds, tmp, settings)
+            summarise(
+                f"Full load of {args.rows:,} products (median [min-max] of {args.rounds})", results, "adbc"
+            )
+        for size in sorted(sizes, key=lambda s: s != seeded):
+            seed(size)
+            print(f"incremental runs at {size:,} products, {args.rounds} round(s)", flush=True)
+            results = incremental_runs(
+                server, credentials, incremental_variants, args.rounds, args.changed, tmp, settings
+            )
+            summarise(
+                f"Incremental run at {size:,} products, {args.changed:,} changed (median [min-max] of {args.rounds})",
+                results,
+                None,
+            )
+    print(f"\nload average at end: {loadavg()}")
 
 
 if __name__ == "__main__":

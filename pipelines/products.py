@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+from dlt.sources import DltSource
 
-from sources.products import products_source
+from sources.products import first_load, products_source
 from utils.destinations import make_pipeline, run_pipeline
 
 PIPELINE_NAME = "products"
@@ -35,4 +36,13 @@ def run(full_refresh: bool = False) -> LoadInfo:
     Returns:
         dlt's load info for the run.
     """
-    return run_pipeline(pipeline(), products_source, refresh=FULL_REFRESH if full_refresh else None)
+    products = pipeline()
+
+    def source() -> DltSource:
+        # First loads and full refreshes append into the empty tables instead of merging
+        # (sources/products/first_load.py); every other run merges.
+        data = products_source()
+        first_load.prepare(products, data, refresh=full_refresh)
+        return data
+
+    return run_pipeline(products, source, refresh=FULL_REFRESH if full_refresh else None)

@@ -1,0 +1,188 @@
+"""First loads and full refreshes: append straight into an empty table instead of stage + merge.
+
+The products tables are merged on `id` (dlt's `delete-insert`): every run loads its rows into a
+staging table, then deletes the matching rows from the table and inserts the de-duplicated staging
+rows. For a first load into an empty table - or a full refresh, which drops the table first - there
+is nothing to match: the merge SQL only costs time (measured at 1M rows: 12 % of the wall time and
+18 % of the CPU time) and leaves a full copy of the table behind in the staging dataset. So when, and
+only when, the destination table is empty or being replaced, its rows are appended directly, and the
+rows soft-deleted upstream (which the merge would have deleted) are dropped from the Arrow batches
+before they are written. Every later run merges as before.
+
+The one thing the merge gave a first load for free is idempotence when a load is killed half-way and
+resumed: a job whose rows were committed just before the kill runs again, and in staging the
+duplicate copy is de-duplicated; appended, it would be duplicated. `restart_interrupted_first_loads`
+handles that: a first-load package found half-loaded empties its tables again (they were empty or
+dropped when it started) and loads all of its jobs from the beginning.
+
+Nothing here reads settings: the pipeline calls `prepare` with the pipeline and the source.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sources.products.settings import CURSOR_COLUMN, SOFT_DELETE_COLUMN
+
+if TYPE_CHECKING:
+    import dlt
+    from dlt.sources import DltResource, DltSource
+
+# Table hint: True when the table's last load appended directly (the fast path), False when it merged.
+FIRST_LOAD_HINT = "x-products-first-load"
+
+
+def prepare(pipeline: dlt.Pipeline, source: DltSource, *, refresh: bool) -> list[str]:
+    """Switch the tables whose destination table is empty (or being replaced) to a direct append.
+
+    Also restarts a first load that was killed half-way (see `restart_interrupted_first_loads`),
+    before deciding, so its tables count as not empty and its package is finished by dlt as usual.
+
+    Args:
+        pipeline: The pipeline that will run `source`.
+        source: The products source; its resources are changed in place.
+        refresh: The run drops and reloads the source's tables (`refresh="drop_sources"`).
+
+    Returns:
+        The names of the resources switched to the fast path.
+    """
+    resources = list(source.selected_resources.values())
+    restart_interrupted_first_loads(
+        pipeline, [r.table_name for r in resources if isinstance(r.table_name, str)]
+    )
+    if refresh:
+        chosen = resources
+    else:
+        without_cursor = [r for r in resources if _cursor(pipeline, source.name, r.name) is None]
+        chosen = [r for r in without_cursor if _destination_table_is_empty(pipeline, str(r.table_name))]
+    chosen_names = {r.name for r in chosen}
+    for resource in resources:
+        if resource.name in chosen_names:
+            append_directly(resource)
+        else:
+            # Recorded on every run, so the stored schema tells which path the last run took.
+            resource.apply_hints(additional_table_hints={FIRST_LOAD_HINT: False})
+    return sorted(chosen_names)
+
+
+def append_directly(resource: DltResource) -> None:
+    """Load `resource` by appending, with its soft-deleted rows dropped on the way.
+
+    Args:
+        resource: A products table resource (merge on `id`, `hard_delete` on `deleted_at`).
+    """
+    resource.apply_hints(
+        write_disposition="append",
+        # dlt applies `hard_delete` only when merging (and warns otherwise): the map below does it.
+        columns={SOFT_DELETE_COLUMN: {"name": SOFT_DELETE_COLUMN, "hard_delete": False}},
+        additional_table_hints={FIRST_LOAD_HINT: True},
+    )
+    # Added after the incremental step, so the cursor still advances past soft-deleted rows - as on
+    # the merge path, where they are read, then deleted.
+    resource.add_map(drop_soft_deleted)
+
+
+def drop_soft_deleted(item: Any) -> Any:
+    """Remove the rows whose `deleted_at` is set from an Arrow table or batch (or rows as dicts).
+
+    Args:
+        item: What the resource yields: a `pyarrow.Table` or `RecordBatch`, a list of dicts or a dict.
+
+    Returns:
+        The same kind of item without soft-deleted rows (None for a soft-deleted dict).
+    """
+    if isinstance(item, dict):
+        return None if item.get(SOFT_DELETE_COLUMN) is not None else item
+    if isinstance(item, list):
+        return [row for row in item if row.get(SOFT_DELETE_COLUMN) is None]
+    column_names = getattr(item, "column_names", None)
+    if column_names is None or SOFT_DELETE_COLUMN not in column_names:
+        return item
+    column = item.column(SOFT_DELETE_COLUMN)
+    if column.null_count == len(column):
+        return item  # the common case: no soft-deleted row in the batch, nothing to copy
+    import pyarrow.compute as pc
+
+    return item.filter(pc.is_null(column))
+
+
+def restart_interrupted_first_loads(pipeline: dlt.Pipeline, tables: Iterable[str]) -> list[str]:
+    """Make a first load that was killed half-way load again from its first job.
+
+    A pending (normalised, not fully loaded) package that appends into one of `tables` comes from
+    `append_directly`, so those tables were empty or dropped when it started, and only it has written
+    to them since (runs of a pipeline never overlap). If any of its jobs for them started, the tables
+    are emptied and every such job is queued again; dlt then loads the package as usual. Without this,
+    a job whose rows were committed just before the kill would be loaded a second time.
+
+    Args:
+        pipeline: The pipeline whose working directory to check.
+        tables: The products tables (destination names).
+
+    Returns:
+        The load ids of the packages restarted.
+    """
+    try:
+        packages = pipeline._get_load_storage().normalized_packages
+        load_ids = packages.list_packages()
+    except FileNotFoundError:  # a pipeline that never ran has no storage folders yet
+        return []
+    names = set(tables)
+    restarted = []
+    for load_id in load_ids:
+        schema_tables = packages.load_schema(load_id).tables
+        appended = {
+            name
+            for name in names
+            if name in schema_tables and schema_tables[name].get("write_disposition") == "append"
+        }
+        jobs = [
+            (state, job)
+            for state, job in packages.list_all_jobs_with_states(load_id)
+            if job.table_name in appended and state in ("started_jobs", "completed_jobs")
+        ]
+        if not jobs:
+            continue
+        _empty_tables(pipeline, sorted({job.table_name for _, job in jobs}))
+        for state, job in jobs:
+            packages.clear_pending_transition(load_id, job.file_name())
+            if state == "completed_jobs":
+                packages._move_job(load_id, "completed_jobs", "new_jobs", job.file_name())
+            # started jobs are run again by dlt when it resumes the package
+        restarted.append(load_id)
+    return restarted
+
+
+def _empty_tables(pipeline: dlt.Pipeline, tables: list[str]) -> None:
+    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+    with pipeline.sql_client() as client:
+        for table in tables:
+            with contextlib.suppress(DatabaseUndefinedRelation):
+                client.execute_sql(f"DELETE FROM {client.make_qualified_table_name(table)}")  # noqa: S608 - dlt-escaped name
+
+
+def _cursor(pipeline: dlt.Pipeline, source_name: str, resource_name: str) -> Any:
+    resources = pipeline.state.get("sources", {}).get(source_name, {}).get("resources", {})
+    incremental = resources.get(resource_name, {}).get("incremental", {}).get(CURSOR_COLUMN, {})
+    return incremental.get("last_value")
+
+
+def _destination_table_is_empty(pipeline: dlt.Pipeline, table: str) -> bool:
+    """True when the table (or its dataset) does not exist in the destination, or has no rows.
+
+    Asked only on a run without a cursor (a first run, or one whose local state was lost): a table
+    that dlt's state restore would bring back holds rows, so it is merged into as usual.
+    """
+    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+    try:
+        with pipeline.sql_client() as client:
+            rows = client.execute_sql(
+                f"SELECT 1 FROM {client.make_qualified_table_name(table)} LIMIT 1"  # noqa: S608 - dlt-escaped name
+            )
+    except DatabaseUndefinedRelation:
+        return True
+    return not rows
