@@ -532,6 +532,25 @@ class PostgresServer:
         """
         return self._url(READER_ROLE, self._reader_password)
 
+    def set_reader_password(self, password: str) -> None:
+        """Give the read-only role another password (tests of passwords holding URL metacharacters).
+
+        Args:
+            password: Any string PostgreSQL accepts; sent as a bound parameter, never interpolated.
+        """
+        self._require_port()
+        admin = {"host": str(self._socket_dir), "port": self._port, "user": SUPERUSER}
+        conn = psycopg2.connect(dbname="postgres", **admin)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(
+                    sql.SQL("ALTER ROLE {} WITH PASSWORD %s").format(sql.Identifier(READER_ROLE)), (password,)
+                )
+        finally:
+            conn.close()
+        self._reader_password = password
+
     def dlt_credentials(self) -> dict[str, str | int]:
         """Return the reader's credentials in the shape of dlt's `ConnectionStringCredentials`.
 

@@ -31,7 +31,17 @@ from sandbox import Sandbox
 from sandbox.aws import AwsSandbox
 from utils.vault_provider import unregister_vault_provider
 
-WRONG_TOKEN = f"pat-wrong-{uuid.uuid4().hex}"
+# Secrets hold every URL and TOML metacharacter between random tokens; a leak of any token counts.
+METACHARACTERS = ["@", ":", "/", "#", "%", "?", "&", "=", '"', "'", "\\", " "]
+
+
+def metacharacter_secret(prefix: str) -> tuple[str, list[str]]:
+    """A secret made of random tokens joined by every metacharacter, and its tokens."""
+    tokens = [f"{prefix}{uuid.uuid4().hex[:10]}" for _ in range(len(METACHARACTERS) + 1)]
+    return "".join(t + c for t, c in zip(tokens, [*METACHARACTERS, ""], strict=True)), tokens
+
+
+WRONG_TOKEN, WRONG_TOKEN_PARTS = metacharacter_secret("pat")
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +64,10 @@ def prefect_api() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(products=300, contacts=40) as running:
+        # The database password holds every metacharacter, so a message that quotes any part of a
+        # mis-parsed URL would show one of its tokens.
+        password, _ = metacharacter_secret("pg")
+        running.postgres.set_reader_password(password)
         yield running
 
 
@@ -93,6 +107,7 @@ def secrets_in_vault(
     for section, document in documents.items():
         aws_sandbox.put_secret(f"{prefix}/{section}", json.dumps(document))
     assert set(secrets) == {"sources.products.credentials.password", "sources.hubspot.access_token"}
+    assert all(c in secrets["sources.products.credentials.password"] for c in METACHARACTERS)
     yield prefix, secrets
     unregister_vault_provider()
 
@@ -138,6 +153,7 @@ def run_every_flow() -> dict[str, Any]:
 
 def test_no_secret_value_leaks_from_runs_that_succeed_or_fail(
     prefect_api: None,
+    sandbox: Sandbox,
     secrets_in_vault: tuple[str, dict[str, str]],
     aws_sandbox: AwsSandbox,
     caplog: pytest.LogCaptureFixture,
@@ -173,6 +189,19 @@ def test_no_secret_value_leaks_from_runs_that_succeed_or_fail(
     assert any("sources.products.credentials" in m for m in messages + exceptions)
     assert any(f"{prefix}/sources/currencies' is not valid JSON" in e for e in exceptions)
 
+    # 3. The database credentials as one URL whose password is not URL-encoded: refused by key.
+    pg = sandbox.postgres.dlt_credentials()
+    raw_url = f"postgresql://{pg['username']}:{pg['password']}@{pg['host']}:{pg['port']}/{pg['database']}"
+    with quiet_test_setup():
+        aws_sandbox.put_secret(f"{prefix}/sources/products", json.dumps({"credentials": raw_url}))
+    unencoded = all_flows()["products"](return_state=True)
+    assert unencoded.is_failed()
+    error = unencoded.result(raise_on_failure=False)
+    assert isinstance(error, BaseException)
+    assert "URL-encoded" in str(error) and "sources.products.credentials" in str(error)
+    messages.append(unencoded.message or "")
+    exceptions.append(f"{type(error).__name__}: {error} {error.__cause__!r} {error.__context__!r}")
+
     captured = capfd.readouterr()
     corpora = {
         "caplog": "\n".join([caplog.text] + [r.getMessage() + (r.exc_text or "") for r in caplog.records]),
@@ -184,6 +213,18 @@ def test_no_secret_value_leaks_from_runs_that_succeed_or_fail(
     # The corpora hold the runs' story (so a leak would be in them), just not the secrets.
     assert "currencies" in corpora["prefect"] and "hubspot" in corpora["prefect"]
     assert caplog.records
-    for value in [*secrets.values(), WRONG_TOKEN]:
+    password_parts = [
+        part
+        for part in _split(secrets["sources.products.credentials.password"])
+        if len(part) >= 6  # the random tokens, not the single metacharacters between them
+    ]
+    for value in [*secrets.values(), WRONG_TOKEN, *WRONG_TOKEN_PARTS, *password_parts]:
         for where, text in corpora.items():
-            assert value not in text, f"a secret value appears in {where}"
+            assert value not in text, f"a secret value (or part of one) appears in {where}"
+
+
+def _split(secret: str) -> list[str]:
+    parts = [secret]
+    for character in METACHARACTERS:
+        parts = [piece for part in parts for piece in part.split(character)]
+    return parts

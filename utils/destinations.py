@@ -20,7 +20,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import dlt
-from dlt.common.configuration.exceptions import ConfigFieldMissingException, LookupTraces
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    InvalidNativeValue,
+    LookupTraces,
+)
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.common.pipeline import LoadInfo
@@ -32,6 +36,7 @@ from dlt.sources import DltResource, DltSource
 from utils.environments import apply_environment, environment_destination
 from utils.errors import ConfigurationError, DestinationRejectedError, PipelineError, SchemaDriftError
 from utils.snowflake_keys import check_private_key
+from utils.sql_connection import ENCODE_HINT
 from utils.vault_provider import describe_missing, register_vault_provider
 
 PRODUCTION_DESTINATION = "snowflake"
@@ -207,6 +212,14 @@ def run_pipeline(
             + ", ".join(k.upper().replace(".", "__") for k in missing)
             + "."
             + describe_missing(missing)
+        ) from None
+    except InvalidNativeValue as exc:
+        # dlt chains the parser's own error, which quotes the part of the value it choked on - for a
+        # connection URL with an unencoded password, part of the password. Name the key, drop the chain.
+        key = ".".join(("sources", pipeline.pipeline_name, *exc.embedded_sections))
+        raise ConfigurationError(
+            f"Pipeline '{pipeline.pipeline_name}': `{key}` does not parse as a "
+            f"{exc.spec.__name__}. {ENCODE_HINT}"
         ) from None
     try:
         if pipeline.has_pending_data:

@@ -27,12 +27,9 @@ from sources.products.settings import (
     SCHEMA_CONTRACT,
     SOFT_DELETE_COLUMN,
 )
-from utils.errors import ConfigurationError, UpstreamUnavailableError
+from utils.sql_connection import connect_postgres
 
-CREDENTIAL_KEYS = "sources.products.credentials (drivername, host, port, username, password, database)"
-
-# Errors from PostgreSQL that mean the settings are wrong, not that the server is down.
-_PERMANENT_CONNECT_ERRORS = ("password authentication failed", "does not exist", "no pg_hba.conf entry")
+CREDENTIALS_KEY = "sources.products.credentials"
 
 
 @dlt.source(section="products", name="products", schema_contract=SCHEMA_CONTRACT)
@@ -140,37 +137,14 @@ def connect(credentials: ConnectionStringCredentials) -> sa.Engine:
         A SQLAlchemy engine.
 
     Raises:
-        ConfigurationError: Rejected credentials or a missing database.
+        ConfigurationError: Incomplete or unparsable credentials, rejected credentials or a missing
+            database (never retried; the message names the key, never a secret).
         UpstreamUnavailableError: The server did not answer.
     """
-    engine: sa.Engine = sa.create_engine(
-        credentials.to_url().render_as_string(hide_password=False),
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "dlt-products"},
-        pool_pre_ping=True,
+    return connect_postgres(
+        credentials,
+        key=CREDENTIALS_KEY,
+        pipeline="products",
+        application_name="dlt-products",
+        connect_timeout_seconds=CONNECT_TIMEOUT_SECONDS,
     )
-    where = f"{credentials.host}:{credentials.port}/{credentials.database} as {credentials.username}"
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except sa.exc.OperationalError as exc:
-        reason = _first_line(exc.orig) if exc.orig is not None else type(exc).__name__
-        if any(marker in reason for marker in _PERMANENT_CONNECT_ERRORS):
-            raise ConfigurationError(
-                f"products: PostgreSQL at {where} refused the connection ({reason}). Check {CREDENTIAL_KEYS}."
-            ) from None
-        raise UpstreamUnavailableError(
-            f"products: cannot reach PostgreSQL at {where} ({reason}). Is the server up and reachable "
-            f"from here? Check {CREDENTIAL_KEYS}."
-        ) from None
-    return engine
-
-
-def _first_line(error: BaseException | Sequence[str]) -> str:
-    text = str(error).strip()
-    return text.splitlines()[-1].strip() if "FATAL" not in text else _fatal_line(text)
-
-
-def _fatal_line(text: str) -> str:
-    # psycopg2 reports "connection to server at ... failed: FATAL:  <reason>"; the reason is the part
-    # a person needs. It never contains the password.
-    return text.split("FATAL:", 1)[1].strip().splitlines()[0]

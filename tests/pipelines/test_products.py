@@ -167,7 +167,7 @@ def test_wrong_password_names_the_credentials_and_hides_the_password(
     with pytest.raises(ConfigurationError) as caught:
         load()
     message = str(caught.value)
-    assert "password authentication failed" in message
+    assert "the password was rejected" in message
     assert "sources.products.credentials" in message
     assert "not-the-password-xyz" not in message
     assert not warehouse.exists() or "products" not in _schemas(warehouse)
