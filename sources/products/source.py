@@ -28,6 +28,7 @@ from sources.products.settings import (
     SOFT_DELETE_COLUMN,
 )
 from utils.sql_connection import connect_postgres
+from utils.sql_types import guarded_loader_class, plan_table, reflection_type_adapter
 
 CREDENTIALS_KEY = "sources.products.credentials"
 
@@ -54,6 +55,7 @@ def products_source(
     Raises:
         ConfigurationError: The credentials are missing or rejected by the server.
         UpstreamUnavailableError: The server cannot be reached.
+        UnsupportedColumnTypeError: A column's type cannot be loaded exactly (nothing is read).
     """
     engine = connect(credentials)
     return [catalogue_table(engine, name, chunk_size=chunk_size, backend=backend) for name in tables]
@@ -71,6 +73,11 @@ def catalogue_table(engine: sa.Engine, table: str, *, chunk_size: int, backend: 
     Returns:
         The resource, named after the table.
     """
+    # Every column's type decides how it travels (utils/sql_types.py): read as is, cast
+    # server-side, or - before anything is read - refused. Panics of the native reader become
+    # permanent errors naming the table.
+    plan = plan_table(engine, table, pipeline="products")
+    plan.check()
     resource = sql_table(
         credentials=engine,
         table=table,
@@ -78,17 +85,20 @@ def catalogue_table(engine: sa.Engine, table: str, *, chunk_size: int, backend: 
         chunk_size=chunk_size,
         backend_kwargs=_backend_options(backend, chunk_size),
         reflection_level="full",  # keeps numeric precision, time zones, jsonb and arrays as they are
+        table_loader_class=guarded_loader_class(backend, plan),
+        type_adapter_callback=reflection_type_adapter,
         # `>=` on the cursor re-reads the rows that share the last value, so a row updated in the same
         # instant as the previous run's last row is not lost. The merge on `id` makes the re-read
         # harmless, so dlt's boundary de-duplication (a hash per boundary row kept in the state) is
         # switched off with `primary_key=()` - the incremental state stays one timestamp.
         incremental=dlt.sources.incremental(CURSOR_COLUMN, primary_key=()),
-        query_adapter_callback=serialise_nested_in_database,
+        query_adapter_callback=plan.adapt_query,
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         primary_key=PRIMARY_KEY,
     )
     # Keep dlt's de-duplication of the staging table (the `x-stage-data-deduplicated` hint would
     # skip it): a load job re-run after a crash can put its rows into staging twice.
+    plan.apply(resource)  # destination types from the source: integer widths, lengths, decimals
     resource.apply_hints(columns={SOFT_DELETE_COLUMN: {"name": SOFT_DELETE_COLUMN, "hard_delete": True}})
     return resource
 
