@@ -15,6 +15,7 @@ Every module in `pipelines/` builds its `dlt.Pipeline` with `make_pipeline` and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,7 +37,7 @@ from dlt.sources import DltResource, DltSource
 from utils.environments import apply_environment, environment_destination
 from utils.errors import ConfigurationError, DestinationRejectedError, PipelineError, SchemaDriftError
 from utils.snowflake_keys import check_private_key
-from utils.sql_connection import ENCODE_HINT
+from utils.sql_connection import ENCODE_HINT, refuse_ambiguous_url
 from utils.vault_provider import describe_missing, register_vault_provider
 
 PRODUCTION_DESTINATION = "snowflake"
@@ -58,6 +59,9 @@ _DUCKDB_MEMORY_KEY = "local.duckdb_memory_limit"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
 
 E = TypeVar("E", bound=BaseException)
+
+# What a Snowflake account identifier (`orgname-account`, `xy12345.eu-west-1.aws`) is made of.
+_SNOWFLAKE_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def selected_destination(production_destination: str = PRODUCTION_DESTINATION) -> str:
@@ -148,6 +152,9 @@ def check_destination(pipeline: dlt.Pipeline) -> None:
     Raises:
         ConfigurationError: Lists every missing key, where to put it, and the local alternative.
     """
+    destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
+    credentials_key = f"destination.{destination_type}.credentials"
+    refuse_ambiguous_url(dlt.secrets.get(credentials_key), credentials_key)
     try:
         client = pipeline.destination_client()
     except ConfigFieldMissingException as exc:
@@ -160,8 +167,28 @@ def check_destination(pipeline: dlt.Pipeline) -> None:
             f"set the environment variables {env_names}, or enable the AWS Secrets Manager provider. "
             "To run locally without a warehouse, set DLT__DESTINATION=duckdb." + describe_missing(missing)
         ) from None
+    except InvalidNativeValue as exc:
+        # The parser's own error quotes the part of the value it choked on - possibly a password.
+        destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
+        raise ConfigurationError(
+            f"Pipeline '{pipeline.pipeline_name}': `destination.{destination_type}.credentials` does not "
+            f"parse as a {exc.spec.__name__}. {ENCODE_HINT}"
+        ) from None
+    credentials = client.config.credentials
+    # A Snowflake URL with an unencoded password puts the rest of the password into the account
+    # (host); the connector would then quote it in "cannot connect to <host>" errors.
+    host = getattr(credentials, "host", None)
+    if (
+        pipeline.destination.destination_name == "snowflake"
+        and host
+        and not _SNOWFLAKE_ACCOUNT.match(str(host))
+    ):
+        raise ConfigurationError(
+            f"Pipeline '{pipeline.pipeline_name}': `destination.snowflake.credentials` (the account or "
+            f"database) does not parse. {ENCODE_HINT}"
+        )
     # A malformed Snowflake private key or wrong passphrase, named now rather than at connect time.
-    check_private_key(client.config.credentials)
+    check_private_key(credentials)
 
 
 def _missing_keys(exc: ConfigFieldMissingException, prefix: str) -> list[str]:
@@ -201,6 +228,8 @@ def run_pipeline(
     """
     check_destination(pipeline)
     discard_committed_extracts(pipeline)
+    source_credentials_key = f"sources.{pipeline.pipeline_name}.credentials"
+    refuse_ambiguous_url(dlt.secrets.get(source_credentials_key), source_credentials_key)
     try:
         data = source if isinstance(source, DltSource | DltResource) else source()
     except ConfigFieldMissingException as exc:

@@ -80,6 +80,32 @@ class ConnectionTarget:
         return f"{self.host}:{self.port}/{self.database} as {self.username}"
 
 
+def refuse_ambiguous_url(value: object, key: str) -> None:
+    """Refuse a credentials URL whose password (or user) was not URL-encoded, before anything parses it.
+
+    A URL parser splits `user:pass@host/db` at the first `@`, `/`, `?` or `#` it meets, so those
+    characters left raw in a password move the rest of it into the host, database or query - which
+    other settings may then override, hiding the damage until a connection error quotes the host.
+    Telling tell-tale: an `@` after the authority part (legal in a path, but never in these URLs) or
+    more than one `@` in it.
+
+    Args:
+        value: The raw setting (a string when the credentials were given as one URL; anything else
+            is left alone).
+        key: The setting's full key, named in the error.
+
+    Raises:
+        ConfigurationError: The URL is ambiguous; names the key, never a part of the value.
+    """
+    if not isinstance(value, str) or "://" not in value:
+        return
+    rest = value.split("://", 1)[1]
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, after = rest[:end], rest[end:]
+    if authority.count("@") > 1 or "@" in after:
+        raise ConfigurationError(f"`{key}` does not parse as a URL. {ENCODE_HINT}")
+
+
 def connection_target(credentials: ConnectionStringCredentials, key: str) -> ConnectionTarget:
     """Validate the credentials' parts and return the ones that may be shown.
 
