@@ -7,6 +7,7 @@
 - `POST /crm/v3/objects/contacts/search` - search with `filterGroups`, `sorts`, `query`,
   `properties`, `limit` and `after`.
 - `GET /crm/v3/properties/contacts` - every contact property, custom ones included.
+- `POST /crm/v3/objects/contacts/merge` - merge `objectIdToMerge` into `primaryObjectId`.
 
 Contract details the sandbox reproduces (from HubSpot's developer docs and usage guidelines):
 
@@ -29,6 +30,12 @@ Contract details the sandbox reproduces (from HubSpot's developer docs and usage
   of `search_rate_per_second` requests per second, and its responses carry none of those headers
   (HubSpot says so); a search 429 carries no `Retry-After` either, so clients must pace search
   themselves.
+- Merges: the merged-away contact is listed neither as live nor as archived from then on; the
+  survivor keeps its id, gains the loser's id (and the ids merged into the loser) in
+  `hs_merged_object_ids` (";"-separated), fills its empty properties from the loser, and its
+  `lastmodifieddate` moves to the merge. Reading the merged-away id answers with the survivor.
+- Number properties hold what HubSpot portals hold: besides small values, 17-digit integers and
+  fractions with 16 decimals, which a double cannot hold exactly.
 - Over-long URLs: a request line (method, target and HTTP version) longer than
   `max_request_line` bytes (8,192 by default, a common proxy limit) gets a 414 URI Too Long with
   an HTML body, before authentication, as an edge proxy would answer. Asking for every property
@@ -40,7 +47,9 @@ lifecycle stages, numeric, date, datetime, boolean and enumeration custom proper
 nulls. Initial timestamps lie in the three years before 2025-06-01 and include groups of contacts
 sharing one `lastmodifieddate` (bulk imports). Mutations (`modify_contacts`, `archive_contacts`,
 `add_contacts`) stamp each call's contacts with one shared timestamp that is "now" and strictly
-greater than any earlier one. Fault injection, a request log and `snapshot()` let tests check a
+greater than any earlier one; `set_properties` writes given raw values (a value that does not
+match the property's type included) and `define_property` adds a property or changes a type.
+Fault injection, a request log and `snapshot()` let tests check a
 client's behaviour and the data it loaded.
 
 Run `python -m sandbox.hubspot --contacts 5000 --token <token>` to serve until Ctrl-C.
@@ -64,6 +73,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, cast
@@ -72,6 +82,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 __all__ = [
     "CONTACTS_PATH",
     "DEFAULT_MAX_REQUEST_LINE",
+    "MERGED_IDS_PROPERTY",
+    "MERGE_PATH",
     "PROPERTIES_PATH",
     "SEARCH_PATH",
     "SEARCH_RESULT_CAP",
@@ -84,6 +96,9 @@ __all__ = [
 CONTACTS_PATH = "/crm/v3/objects/contacts"
 SEARCH_PATH = "/crm/v3/objects/contacts/search"
 PROPERTIES_PATH = "/crm/v3/properties/contacts"
+
+MERGE_PATH = "/crm/v3/objects/contacts/merge"
+MERGED_IDS_PROPERTY = "hs_merged_object_ids"
 
 MAX_LIST_LIMIT = 100
 DEFAULT_LIST_LIMIT = 10
@@ -257,6 +272,7 @@ STANDARD_PROPERTIES: tuple[PropertyDefinition, ...] = (
     _standard("createdate", "Create Date", "datetime", read_only=True),
     _standard("lastmodifieddate", "Last Modified Date", "datetime", read_only=True),
     _standard("hs_object_id", "Record ID", "number", read_only=True),
+    _standard(MERGED_IDS_PROPERTY, "Merged Contact IDs", "enumeration", read_only=True),
 )
 
 _CUSTOM_TYPES = ("string", "number", "date", "datetime", "enumeration", "bool")
@@ -397,8 +413,16 @@ def _custom_value(draw: _Draw, definition: PropertyDefinition) -> str | None:
     if type_ == "string":
         return draw.pick(_CUSTOM_STRINGS)
     if type_ == "number":
-        if draw.random() < 0.5:
+        kind = draw.random()
+        if kind < 0.45:
             return str(draw.below(100_050) - 50)
+        if kind < 0.55:
+            # 17 significant digits: more than a double holds (HubSpot portals have such ids).
+            return str(10**16 + draw.below(10**8) * 10**8 + draw.below(10**8))
+        if kind < 0.6:
+            # 16 decimals, as HubSpot's own computed values (e.g. "1.3333333333333333") have.
+            fraction = f"{draw.below(10**8):08d}{draw.below(10**8):08d}".rstrip("0") or "5"
+            return f"{draw.below(100)}.{fraction}"
         return _number(draw.random() * 1_001_000 - 1_000)
     if type_ == "date":
         return _iso_date(draw.instant())
@@ -467,6 +491,8 @@ class _Contact:
     created_ms: int
     modified_ms: int
     archived_ms: int | None = None
+    # The id of the contact this one was merged into (then it is neither live nor archived).
+    merged_into: str | None = None
     # Generated on first use: most tests read a small part of a large portal.
     values: dict[str, str | None] | None = None
 
@@ -538,7 +564,7 @@ class _BadRequestError(Exception):
 # Search filters
 # --------------------------------------------------------------------------------------------
 
-_Comparable = float | int | str
+_Comparable = Decimal | int | str
 _Getter = Callable[[_Contact], list[_Comparable]]
 _Predicate = Callable[[_Contact], bool]
 
@@ -593,11 +619,15 @@ def _converter(type_: str) -> Callable[[Any], _Comparable]:
         return _date_text
     if type_ == "number":
 
-        def to_number(value: Any) -> float:
+        def to_number(value: Any) -> Decimal:
+            # Exact, like HubSpot's own comparison of 17-digit values (a float would tie them).
             try:
-                return float(str(value))
-            except ValueError as exc:
+                number = Decimal(str(value).strip())
+            except InvalidOperation as exc:
                 raise _BadRequestError(f"'{value}' is not a valid number") from exc
+            if not number.is_finite():
+                raise _BadRequestError(f"'{value}' is not a valid number")
+            return number
 
         return to_number
     return lambda value: str(value).casefold()
@@ -788,7 +818,8 @@ class HubSpotServer:
         return contact.values
 
     def _all_properties(self, contact: _Contact) -> dict[str, str | None]:
-        values = dict(self._values(contact))
+        generated = self._values(contact)
+        values = {name: generated.get(name) for name in self._definitions}
         values["createdate"] = _iso_ms(contact.created_ms)
         values["lastmodifieddate"] = _iso_ms(contact.modified_ms)
         values["hs_object_id"] = contact.id
@@ -798,9 +829,11 @@ class HubSpotServer:
         if self._indexed_version == self._version:
             return
         # _contacts is in ascending id order: ids are only ever appended in increasing order.
-        self._live = [c for c in self._contacts.values() if c.archived_ms is None]
+        self._live = [c for c in self._contacts.values() if c.archived_ms is None and c.merged_into is None]
         self._live_ids = [c.int_id for c in self._live]
-        self._archived = [c for c in self._contacts.values() if c.archived_ms is not None]
+        self._archived = [
+            c for c in self._contacts.values() if c.archived_ms is not None and c.merged_into is None
+        ]
         self._archived_ids = [c.int_id for c in self._archived]
         self._by_modified = sorted(self._live, key=lambda c: (c.modified_ms, c.int_id))
         self._search_cache.clear()
@@ -825,6 +858,8 @@ class HubSpotServer:
                 raise KeyError(f"no contact with id {contact_id}")
             if live and contact.archived_ms is not None:
                 raise ValueError(f"contact {contact_id} is archived")
+            if live and contact.merged_into is not None:
+                raise ValueError(f"contact {contact_id} was merged into {contact.merged_into}")
             picked.append(contact)
         return picked
 
@@ -899,6 +934,115 @@ class HubSpotServer:
             self._version += 1
             return [c.id for c in added]
 
+    def set_properties(self, ids: Iterable[str], values: dict[str, str | None]) -> list[str]:
+        """Write raw property values (as HubSpot sends them) and bump `lastmodifieddate`.
+
+        Values are stored as given, whether or not they match the property's type: that is how a
+        test makes HubSpot send, say, "12k" in a number property. All contacts of one call share
+        one new timestamp, as in `modify_contacts`.
+
+        Args:
+            ids: The contacts to change (live ones).
+            values: Property name to the raw string value (or None to clear it).
+
+        Returns:
+            The ids changed.
+
+        Raises:
+            KeyError: An id or a property does not exist.
+            ValueError: A contact is not live, or a core property was named.
+        """
+        unknown = [name for name in values if name not in self._definitions]
+        if unknown:
+            raise KeyError(f"no such properties: {unknown}")
+        if CORE_PROPERTIES & set(values):
+            raise ValueError(f"{sorted(CORE_PROPERTIES)} are set by the sandbox itself")
+        with self._lock:
+            contacts = self._pick(ids, live=True)
+            stamp = self._next_timestamp()
+            for contact in contacts:
+                self._values(contact).update(values)
+                contact.modified_ms = stamp
+            self._version += 1
+            return [c.id for c in contacts]
+
+    def define_property(self, name: str, type_: str) -> None:
+        """Add a custom contact property, or change the type of an existing one.
+
+        A changed type keeps every stored value as it is (HubSpot converts what it can; tests
+        write the new values with `set_properties`). No `lastmodifieddate` moves.
+
+        Args:
+            name: Internal name.
+            type_: HubSpot type: string, number, date, datetime, enumeration or bool.
+
+        Raises:
+            ValueError: Unknown type, or a core property.
+        """
+        if type_ not in _FIELD_TYPES:
+            raise ValueError(f"unknown property type {type_!r}")
+        if name in CORE_PROPERTIES:
+            raise ValueError(f"{name} is a core property")
+        with self._lock:
+            existing = self._definitions.get(name)
+            self._definitions[name] = PropertyDefinition(
+                name=name,
+                label=existing.label if existing else name.replace("_", " ").title(),
+                type=type_,
+                field_type=_FIELD_TYPES[type_],
+                group_name=existing.group_name if existing else "sandbox_custom_properties",
+                hubspot_defined=existing.hubspot_defined if existing else False,
+                options=existing.options if existing and type_ == existing.type else (),
+            )
+            self._properties_payload = json.dumps(
+                {"results": [d.to_json(i) for i, d in enumerate(self._definitions.values())]},
+                ensure_ascii=False,
+            ).encode()
+            self._version += 1
+
+    def merge_contacts(self, primary_id: str, id_to_merge: str) -> str:
+        """Merge one live contact into another, as `POST /crm/v3/objects/contacts/merge` does.
+
+        The merged-away contact disappears from the live and the archived listings; the primary
+        keeps its id, lists the merged ids in `hs_merged_object_ids`, takes the merged contact's
+        values for its own empty properties, and is modified now.
+
+        Args:
+            primary_id: The contact that survives.
+            id_to_merge: The contact merged into it.
+
+        Returns:
+            The survivor's id.
+
+        Raises:
+            KeyError: An id does not exist.
+            ValueError: Either contact is not live, or both ids are the same.
+        """
+        if str(primary_id) == str(id_to_merge):
+            raise ValueError("a contact cannot be merged into itself")
+        with self._lock:
+            primary, merged = self._pick([primary_id, id_to_merge], live=True)
+            stamp = self._next_timestamp()
+            values, lost = self._values(primary), self._values(merged)
+            for name, value in lost.items():
+                if name != MERGED_IDS_PROPERTY and value not in (None, "") and values.get(name) in (None, ""):
+                    values[name] = value
+            ids = [
+                *(values.get(MERGED_IDS_PROPERTY) or "").split(";"),
+                merged.id,
+                *(lost.get(MERGED_IDS_PROPERTY) or "").split(";"),
+            ]
+            values[MERGED_IDS_PROPERTY] = ";".join(i for i in dict.fromkeys(ids) if i)
+            merged.merged_into = primary.id
+            primary.modified_ms = stamp
+            self._version += 1
+            return primary.id
+
+    def merged_ids(self) -> dict[str, str]:
+        """Every merged-away contact id and the id of the contact it was merged into."""
+        with self._lock:
+            return {c.id: c.merged_into for c in self._contacts.values() if c.merged_into is not None}
+
     def snapshot(self) -> dict[str, dict[str, str | None]]:
         """Every live (non-archived) contact with all its property values.
 
@@ -912,7 +1056,9 @@ class HubSpotServer:
     def archived_ids(self) -> set[str]:
         """Ids of the archived contacts."""
         with self._lock:
-            return {c.id for c in self._contacts.values() if c.archived_ms is not None}
+            return {
+                c.id for c in self._contacts.values() if c.archived_ms is not None and c.merged_into is None
+            }
 
     # ---- faults and the request log -----------------------------------------------------------
 
@@ -1087,6 +1233,10 @@ class HubSpotServer:
             except (ValueError, UnicodeDecodeError) as exc:
                 raise _BadRequestError(f"Invalid input JSON: {exc}") from exc
             return 200, self._search(request)
+        if path == MERGE_PATH:
+            if method != "POST":
+                return 405, _error(f"{method} is not allowed on {path}", "VALIDATION_ERROR")
+            return self._merge(body)
         if method != "GET":
             return 405, _error(f"{method} is not allowed on {path}", "VALIDATION_ERROR")
         params = parse_qs(query, keep_blank_values=True)
@@ -1168,9 +1318,30 @@ class HubSpotServer:
         wanted = self._wanted(params.get("properties"))
         with self._lock:
             contact = self._contacts.get(contact_id)
+            while contact is not None and contact.merged_into is not None:
+                contact = self._contacts.get(contact.merged_into)
             if contact is None or (contact.archived_ms is not None) != archived:
                 return 404, _error("Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
             return 200, self._render(contact, wanted)
+
+    def _merge(self, body: bytes) -> tuple[int, Json]:
+        try:
+            request = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _BadRequestError(f"Invalid input JSON: {exc}") from exc
+        if not isinstance(request, dict):
+            raise _BadRequestError("Invalid input JSON: the body must be an object")
+        primary, other = request.get("primaryObjectId"), request.get("objectIdToMerge")
+        if not isinstance(primary, str | int) or not isinstance(other, str | int):
+            raise _BadRequestError("primaryObjectId and objectIdToMerge are required")
+        try:
+            survivor = self.merge_contacts(str(primary), str(other))
+        except KeyError as exc:
+            return 404, _error(f"Object not found: {exc.args[0]}", "OBJECT_NOT_FOUND")
+        except ValueError as exc:
+            raise _BadRequestError(str(exc)) from exc
+        with self._lock:
+            return 200, self._render(self._contacts[survivor], None)
 
     def _search(self, request: Any) -> Json:
         if not isinstance(request, dict):
@@ -1219,7 +1390,7 @@ class HubSpotServer:
         if name == "createdate":
             return lambda c: [c.created_ms]
         if name == "hs_object_id":
-            return lambda c: [float(c.int_id)]
+            return lambda c: [Decimal(c.int_id)]
         definition = self._definitions[name]
         convert = _converter(definition.type)
         multi = definition.type == "enumeration"

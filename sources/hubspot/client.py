@@ -1,8 +1,8 @@
 """HubSpot CRM v3 contacts API on dlt's `RESTClient`: paced, paginated, with clear errors.
 
 `HubSpotApi` owns one `RESTClient` whose session retries 5xx, 429 and dropped connections (dlt's
-retry policy, configured in the `runtime` section) and whose transport paces every attempt from
-HubSpot's rate-limit headers (`pacing.PacedAdapter`). Its methods return what the resources need:
+retry policy, configured in the `runtime` section - the only place a request is retried) and
+whose transport paces every attempt from HubSpot's rate-limit headers (`pacing.PacedAdapter`). Its methods return what the resources need:
 the property catalogue, the full listing with properties fetched in URL-sized batches, the keyset
 search of modified contacts, and the listing of archived contacts. Failures surface as this
 project's errors, naming `sources.hubspot.*` settings and never the token.
@@ -251,7 +251,10 @@ class HubSpotApi:
         path = f"{CONTACTS_PATH}/{quote(contact_id, safe='')}"
         params = {"archived": "false", "properties": ",".join(properties)}
         payload = self._request("GET", path, params=params, missing_ok=True)
-        return payload if isinstance(payload, dict) else None
+        if not isinstance(payload, dict) or payload.get("id") is None:
+            return None
+        # A contact merged into another is answered with the survivor: not this contact.
+        return payload if contact_id_of(payload) == contact_id else None
 
     def _request(
         self,

@@ -10,6 +10,11 @@ the window has room, learning the limit and the window from the headers; a `Rema
 (someone else spending the same quota) or a 429 blocks it too. `PacedAdapter` is a `requests`
 transport adapter that passes every attempt - dlt's retries included - through the right pacer,
 so the pacing also applies to requests made by dlt's `RESTClient`.
+
+Retries have one owner: dlt's HTTP client (the `runtime` section: `request_max_attempts` and the
+backoff). The adapter sends each attempt exactly once and never resends; a 429 only holds the
+pacer back, so every other request waits too. One request is therefore sent at most
+`request_max_attempts` times, whatever mix of 429s, 5xx and dropped connections it meets.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
-from sources.hubspot.settings import MAX_RATE_LIMITED_RESENDS, RATE_WINDOW_SAFETY
+from sources.hubspot.settings import RATE_WINDOW_SAFETY
 
 logger = logging.getLogger(__name__)
 
@@ -141,56 +146,42 @@ class RollingWindowPacer:
 
 
 class PacedAdapter(HTTPAdapter):
-    """A `requests` adapter that sends every request through a pacer and absorbs 429s.
+    """A `requests` adapter that sends every attempt through a pacer, exactly once.
 
     Search requests (`.../search`) go through `search_pacer`, all others through `pacer`. A 429
     holds the pacer back for `Retry-After` (or one search window, as search 429s carry none) and
-    the request is sent again, up to `max_resends` times; only then does the 429 reach the
-    caller (dlt's retry policy). 5xx answers and network errors are left to that policy too.
+    is returned to the caller: resending it is dlt's retry policy's job, not this adapter's, so
+    a request is never retried by both (it was: up to 10 resends inside each of dlt's 5 attempts).
 
     Args:
         pacer: The pacer of the general limit.
         search_pacer: The pacer of the search limit.
-        max_resends: How many 429s one request may absorb.
         **kwargs: Passed to `HTTPAdapter`.
     """
 
-    def __init__(
-        self,
-        pacer: RollingWindowPacer,
-        search_pacer: RollingWindowPacer,
-        *,
-        max_resends: int = MAX_RATE_LIMITED_RESENDS,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, pacer: RollingWindowPacer, search_pacer: RollingWindowPacer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pacer = pacer
         self.search_pacer = search_pacer
-        self.max_resends = max_resends
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
-        """Send `request` when its pacer allows, resending it after a 429 (see the class)."""
+        """Send `request` once its pacer allows, and let the pacer learn from the answer."""
         is_search = (request.path_url or "").split("?", 1)[0].rstrip("/").endswith("/search")
         pacer = self.search_pacer if is_search else self.pacer
-        resends = 0
-        while True:
-            pacer.acquire()
-            response = super().send(request, *args, **kwargs)
-            hold = pacer.observe(
-                response.status_code, response.headers, default_retry_after=self.search_pacer.interval_seconds
-            )
-            if response.status_code != 429 or resends >= self.max_resends:
-                return response
-            resends += 1
+        pacer.acquire()
+        response = super().send(request, *args, **kwargs)
+        hold = pacer.observe(
+            response.status_code, response.headers, default_retry_after=self.search_pacer.interval_seconds
+        )
+        if response.status_code == 429:
             logger.warning(
-                "HubSpot answered 429 to %s %s; waiting %.1f s before sending it again (%d/%d)",
+                "HubSpot answered 429 to %s %s; every request is held back %.1f s (dlt's retry "
+                "policy decides whether to send it again)",
                 request.method,
-                request.path_url.split("?", 1)[0],
+                (request.path_url or "").split("?", 1)[0],
                 hold,
-                resends,
-                self.max_resends,
             )
-            response.close()
+        return response
 
 
 def _int(value: str | None) -> int | None:

@@ -3,17 +3,30 @@
 HubSpot sends every property value as a string (or null): numbers as "1234.5", booleans as
 "true", dates as "2024-05-01", datetimes as "2024-05-01T12:00:00.123Z" (some older properties use
 epoch milliseconds). The properties endpoint says which type each property has; this module turns
-that into column hints and converts each value, so the warehouse gets numbers, dates, timestamps
-and booleans rather than text.
+that into column hints and converts each value, so the warehouse gets exact numbers, dates,
+timestamps and booleans rather than text.
+
+Where a value goes (`ContactColumns`):
+
+* A property loads into the column of its name, typed from its HubSpot type (numbers as
+  DECIMAL(38, 18), never a double, so no digit is lost).
+* When that column already exists with another type (the property changed type in HubSpot, e.g.
+  `renewal_at` number -> datetime), its values load into `<name>__v_<type>` instead - dlt's own
+  naming of variant columns - and a warning names the property and the full refresh that moves
+  everything to the new type. Nothing stops: other contacts and properties load as usual.
+* A single value that does not parse as its property's type, or a number with more digits than
+  DECIMAL(38, 18) holds, loads unchanged as text into `<name>__v_text`, the typed column gets
+  NULL for that contact, and a warning names the property, how many values and the first contact.
 """
 
 from __future__ import annotations
 
 import calendar
-import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from dlt.common.data_types.typing import TDataType
@@ -23,15 +36,43 @@ from sources.hubspot.settings import (
     ARCHIVED_COLUMN,
     ID_COLUMN,
     LAST_MODIFIED,
+    MERGED_IDS_PROPERTY,
+    NUMBER_PRECISION,
+    NUMBER_SCALE,
     PROPERTY_DATA_TYPES,
     PROPERTY_TYPE_OVERRIDES,
 )
 from utils.errors import MalformedPayloadError
 
+logger = logging.getLogger(__name__)
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
+# What dlt itself puts between a column's name and the type of its variant (`x__v_text`).
+VARIANT_INFIX = "__v_"
+# int64's range (BIGINT).
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
+# How to reload every contact with the current property types (the remedy a warning names).
+FULL_REFRESH_COMMAND = (
+    "prefect deployment run hubspot/full-refresh (or, without Prefect, "
+    "`uv run python -c 'from pipelines.hubspot import run; run(full_refresh=True)'`)"
+)
 
 Row = dict[str, Any]
+
+
+def variant_column(name: str, data_type: str) -> str:
+    """The column for values of `data_type` of a property whose own column has another type."""
+    return f"{name}{VARIANT_INFIX}{data_type}"
+
+
+def type_hint(data_type: TDataType) -> TColumnSchema:
+    """The type part of a column hint: decimals carry their precision and scale."""
+    hint: TColumnSchema = {"data_type": data_type}
+    if data_type == "decimal":
+        hint["precision"] = NUMBER_PRECISION
+        hint["scale"] = NUMBER_SCALE
+    return hint
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +108,7 @@ class ContactProperty:
 
 
 def column_hints(properties: Iterable[ContactProperty]) -> dict[str, TColumnSchema]:
-    """Column hints for the `contacts` table: the id, the deletion flag and one column per property.
+    """Column hints for a new `contacts` table: the id, the deletion flag and one column per property.
 
     `archived` is dlt's hard-delete column: a row with `archived = true` deletes the contact with
     that id from the table. `lastmodifieddate` orders versions of one contact within a load
@@ -79,7 +120,11 @@ def column_hints(properties: Iterable[ContactProperty]) -> dict[str, TColumnSche
     Returns:
         Hints by column name.
     """
-    hints: dict[str, TColumnSchema] = {
+    return ContactColumns(properties).hints()
+
+
+def _fixed_hints() -> dict[str, TColumnSchema]:
+    return {
         ID_COLUMN: {"name": ID_COLUMN, "data_type": "text", "nullable": False, "primary_key": True},
         ARCHIVED_COLUMN: {
             "name": ARCHIVED_COLUMN,
@@ -94,46 +139,209 @@ def column_hints(properties: Iterable[ContactProperty]) -> dict[str, TColumnSche
             "dedup_sort": "desc",
         },
     }
-    for prop in properties:
-        if prop.name in hints:
-            continue
-        hints[prop.name] = {"name": prop.name, "data_type": prop.data_type, "nullable": True}
-    return hints
 
 
 def deletion_hints() -> dict[str, TColumnSchema]:
     """The hints of the columns a deletion row carries (a subset of `column_hints`)."""
-    return column_hints(())
+    return _fixed_hints()
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where the values of one property load.
+
+    Attributes:
+        name: The property's internal name.
+        data_type: The dlt type its values convert to.
+        column: The column of its typed values (its name, or a variant when that column has
+            another type).
+        text_column: The column of values that do not convert (`<name>__v_text`, or `column`
+            itself for text properties).
+    """
+
+    name: str
+    data_type: TDataType
+    column: str
+    text_column: str
+
+
+@dataclass(slots=True)
+class _Mismatch:
+    count: int = 0
+    first_contact: str = ""
+    first_value: str = ""
+
+
+@dataclass(slots=True)
+class ContactColumns:
+    """The column of every property, given the columns the `contacts` table already has.
+
+    Args:
+        properties: The portal's contact properties (the catalogue).
+        stored: The table's columns as dlt's stored schema has them (empty for a new table).
+        normalize: dlt's naming convention (the stored schema's column names are normalised).
+    """
+
+    properties: Iterable[ContactProperty]
+    stored: Mapping[str, TColumnSchema] = field(default_factory=dict)
+    normalize: Callable[[str], str] = str
+    placements: dict[str, Placement] = field(init=False, default_factory=dict)
+    moved: list[tuple[Placement, str]] = field(init=False, default_factory=list)
+    mismatches: dict[str, _Mismatch] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for prop in self.properties:
+            if prop.name not in (ID_COLUMN, ARCHIVED_COLUMN):
+                self.placements[prop.name] = self._place(prop.name, prop.data_type)
+
+    def _stored_type(self, column: str) -> TColumnSchema | None:
+        stored = self.stored.get(self.normalize(column))
+        return stored if stored is not None and stored.get("data_type") else None
+
+    def _fits(self, column: str, data_type: TDataType) -> bool:
+        stored = self._stored_type(column)
+        if stored is None:
+            return True
+        wanted = type_hint(data_type)
+        return all(stored.get(key) == value for key, value in wanted.items())
+
+    def _place(self, name: str, data_type: TDataType) -> Placement:
+        if name == LAST_MODIFIED:
+            # The cursor: always a timestamp (a value that is not one stops the run, see convert).
+            return Placement(name, "timestamp", name, name)
+        column = name if self._fits(name, data_type) else variant_column(name, data_type)
+        if column != name:
+            stored = self._stored_type(name) or {}
+            self.moved.append((Placement(name, data_type, column, column), str(stored.get("data_type"))))
+        text_column = column if data_type == "text" else variant_column(name, "text")
+        if text_column != column and not self._fits(text_column, "text"):
+            raise MalformedPayloadError(  # only if someone retyped a `__v_text` column by hand
+                f"hubspot: column contacts.{text_column} exists but is not text; run a full refresh: "
+                f"{FULL_REFRESH_COMMAND}."
+            )
+        return Placement(name, data_type, column, text_column)
+
+    def placement(self, name: str) -> Placement:
+        """Where property `name` loads; a property missing from the catalogue loads as text."""
+        placed = self.placements.get(name)
+        if placed is None:
+            placed = self.placements[name] = self._place(name, "text")
+        return placed
+
+    def hints(self) -> dict[str, TColumnSchema]:
+        """Column hints of the fixed columns and of every property's typed column."""
+        hints = _fixed_hints()
+        for placed in self.placements.values():
+            if placed.column not in hints:
+                hints[placed.column] = {
+                    "name": placed.column,
+                    "nullable": True,
+                    **type_hint(placed.data_type),
+                }
+        return hints
+
+    def row(self, contact: Mapping[str, Any]) -> Row:
+        """Turn one contact from the API into a row: `id`, `archived` and one value per property.
+
+        A value that does not convert to its property's type goes, as sent, into the property's
+        text column, and the typed column gets NULL (see `warn`).
+
+        Args:
+            contact: A result from the list or search endpoint (`id`, `properties`, `archived`...).
+
+        Returns:
+            The row.
+
+        Raises:
+            MalformedPayloadError: The contact has no id, no `properties`, or an unusable
+                `lastmodifieddate` (the increment's cursor). The message names the contact.
+        """
+        contact_id = contact_id_of(contact)
+        raw = contact.get("properties")
+        if not isinstance(raw, Mapping):
+            raise MalformedPayloadError(
+                f"hubspot: contact {contact_id} has no `properties` object; nothing was loaded."
+            )
+        row: Row = {ID_COLUMN: contact_id, ARCHIVED_COLUMN: bool(contact.get("archived", False))}
+        for name, value in raw.items():
+            if name in (ID_COLUMN, ARCHIVED_COLUMN):
+                continue
+            if name == LAST_MODIFIED:
+                row[name] = convert(value, "timestamp", contact_id, name)
+                continue
+            placed = self.placement(name)
+            try:
+                row[placed.column] = typed_value(value, placed.data_type)
+            except (ValueError, ArithmeticError):
+                row[placed.column] = None
+                row[placed.text_column] = value if isinstance(value, str) else str(value)
+                self._note_mismatch(name, contact_id, str(value))
+        if row.get(LAST_MODIFIED) is None:
+            # Always returned by HubSpot; without it the increment cannot move forward.
+            row[LAST_MODIFIED] = convert(contact.get("updatedAt"), "timestamp", contact_id, "updatedAt")
+        return row
+
+    def _note_mismatch(self, name: str, contact_id: str, value: str) -> None:
+        mismatch = self.mismatches.setdefault(name, _Mismatch())
+        if mismatch.count == 0:
+            mismatch.first_contact, mismatch.first_value = contact_id, value[:60]
+        mismatch.count += 1
+
+    def warnings(self) -> list[str]:
+        """One message per property that changed type or had values that did not convert."""
+        messages = [
+            f"hubspot: property {placed.name} is now {placed.data_type} but column "
+            f"contacts.{placed.name} is {was}: its values load into contacts.{placed.column} and "
+            f"contacts.{placed.name} keeps what earlier runs loaded. To reload every contact with "
+            f"the new type, run {FULL_REFRESH_COMMAND}."
+            for placed, was in self.moved
+        ]
+        for name, mismatch in self.mismatches.items():
+            placed = self.placement(name)
+            messages.append(
+                f"hubspot: {mismatch.count} value(s) of property {name} are not a valid "
+                f"{placed.data_type} (or have more digits than DECIMAL({NUMBER_PRECISION},"
+                f"{NUMBER_SCALE}) holds), e.g. contact {mismatch.first_contact} has "
+                f"{mismatch.first_value!r}: kept unchanged as text in contacts.{placed.text_column}, "
+                f"NULL in contacts.{placed.column}."
+            )
+        return messages
+
+    def warn(self) -> None:
+        """Log `warnings()` (once each per run)."""
+        for message in self.warnings():
+            logger.warning("%s", message)
+        self.mismatches.clear()
+        self.moved.clear()
 
 
 def contact_row(contact: Mapping[str, Any], properties: Mapping[str, ContactProperty]) -> Row:
-    """Turn one contact from the API into a row: `id`, `archived` and one typed value per property.
+    """Turn one contact into a row for a new table (see `ContactColumns.row`).
 
     Args:
-        contact: A result from the list or search endpoint (`id`, `properties`, `archived`...).
+        contact: A result from the list or search endpoint.
         properties: The property catalogue by name; unknown properties load as text.
 
     Returns:
         The row.
-
-    Raises:
-        MalformedPayloadError: The contact has no id, or a value does not match its property's
-            type. The message names the contact and the property.
     """
-    contact_id = contact_id_of(contact)
+    return ContactColumns(properties.values()).row(contact)
+
+
+def merged_ids(contact: Mapping[str, Any]) -> list[str]:
+    """Ids of the contacts merged into this one (`hs_merged_object_ids`), its own id left out.
+
+    HubSpot lists a merged-away contact neither as live nor as archived; the survivor names it
+    in this semicolon-separated property. When a merge gives the survivor a new id, the old id
+    of the primary is listed too, so it is removed as well.
+    """
     raw = contact.get("properties")
-    if not isinstance(raw, Mapping):
-        raise MalformedPayloadError(
-            f"hubspot: contact {contact_id} has no `properties` object; nothing was loaded."
-        )
-    row: Row = {ID_COLUMN: contact_id, ARCHIVED_COLUMN: bool(contact.get("archived", False))}
-    for name, value in raw.items():
-        prop = properties.get(name)
-        row[name] = convert(value, prop.data_type if prop else "text", contact_id, name)
-    if row.get(LAST_MODIFIED) is None:
-        # Always returned by HubSpot; without it the increment cannot move forward.
-        row[LAST_MODIFIED] = convert(contact.get("updatedAt"), "timestamp", contact_id, "updatedAt")
-    return row
+    value = raw.get(MERGED_IDS_PROPERTY) if isinstance(raw, Mapping) else None
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return []
+    own = contact_id_of(contact)
+    ids = (part.strip() for part in str(value).split(";"))
+    return [i for i in dict.fromkeys(ids) if i.isdigit() and i != own]
 
 
 def deletion_row(contact: Mapping[str, Any]) -> Row:
@@ -199,7 +407,7 @@ def last_modified_ms(contact: Mapping[str, Any]) -> int:
 
 
 def convert(value: Any, data_type: str, contact_id: str, name: str) -> Any:
-    """Convert one HubSpot property value to the Python value of its column type.
+    """Convert a value the run cannot do without (the cursor, `archivedAt`) or fail naming it.
 
     Args:
         value: The value as sent (a string, or null).
@@ -208,39 +416,87 @@ def convert(value: Any, data_type: str, contact_id: str, name: str) -> Any:
         name: The property name, for the error message.
 
     Returns:
-        None for null or empty values, else a `float`, `int`, `date`, `datetime` (UTC), `bool`
-        or the string itself.
+        As `typed_value`.
 
     Raises:
         MalformedPayloadError: The value does not parse as its type.
     """
+    try:
+        return typed_value(value, data_type)
+    except (ValueError, ArithmeticError):
+        raise MalformedPayloadError(
+            f"hubspot: contact {contact_id} has {name}={str(value).strip()[:60]!r}, which is not a "
+            f"valid {data_type} as the property's type says; nothing was loaded."
+        ) from None
+
+
+def typed_value(value: Any, data_type: str) -> Any:
+    """Convert one HubSpot property value to the Python value of its column type, exactly.
+
+    Args:
+        value: The value as sent (a string, or null).
+        data_type: The dlt data type of the column.
+
+    Returns:
+        None for null or empty values, else a `Decimal` (exact, within DECIMAL(38, 18)), `int`
+        (within BIGINT), `date`, `datetime` (UTC), `bool` or the string itself.
+
+    Raises:
+        ValueError: The value does not parse as its type, or does not fit it without rounding.
+    """
     if value is None:
         return None
-    text = str(value).strip()
     if data_type == "text":
         return value if isinstance(value, str) else str(value)
+    text = str(value).strip()
     if text == "":
         return None
-    try:
-        if data_type == "double":
-            number = float(text)
-            if not math.isfinite(number):
-                raise ValueError(text)
-            return number
-        if data_type == "bigint":
-            return int(text)
-        if data_type == "timestamp":
-            return parse_datetime(text)
-        if data_type == "date":
-            return parse_date(text)
-        if data_type == "bool":
-            return parse_bool(text)
-    except (ValueError, OverflowError):
-        raise MalformedPayloadError(
-            f"hubspot: contact {contact_id} has {name}={text[:60]!r}, which is not a valid "
-            f"{data_type} as the property's type says; nothing was loaded."
-        ) from None
+    if data_type == "decimal":
+        return parse_decimal(text)
+    if data_type == "bigint":
+        number = int(text)
+        if not _BIGINT_MIN <= number <= _BIGINT_MAX:
+            raise ValueError(text)
+        return number
+    if data_type == "timestamp":
+        return parse_datetime(text)
+    if data_type == "date":
+        return parse_date(text)
+    if data_type == "bool":
+        return parse_bool(text)
     return value
+
+
+def parse_decimal(text: str) -> Decimal:
+    """Parse a HubSpot number into a `Decimal` that DECIMAL(38, 18) holds exactly.
+
+    Only the digits are looked at (no `Decimal` arithmetic, which rounds to 28 digits).
+
+    Raises:
+        ValueError: Not a finite number, or more than 20 integer or 18 fractional digits
+            (rounding it would change it).
+    """
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(text) from None
+    if not number.is_finite():
+        raise ValueError(text)
+    sign, raw_digits, exponent = number.as_tuple()
+    digits = list(raw_digits)
+    assert isinstance(exponent, int)  # finite
+    while len(digits) > 1 and digits[-1] == 0:
+        digits.pop()
+        exponent += 1
+    while len(digits) > 1 and digits[0] == 0:
+        digits.pop(0)
+    if digits == [0]:
+        return Decimal(0)
+    if -exponent > NUMBER_SCALE or len(digits) + exponent > NUMBER_PRECISION - NUMBER_SCALE:
+        raise ValueError(text)
+    if exponent > 0:  # without an exponent, so "1E+3" loads as 1000
+        digits, exponent = digits + [0] * exponent, 0
+    return Decimal((sign, tuple(digits), exponent))
 
 
 def parse_datetime(text: str) -> datetime:

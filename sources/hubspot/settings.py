@@ -29,10 +29,6 @@ RATE_WINDOW_SAFETY = 0.025
 DEFAULT_SEARCH_REQUESTS_PER_SECOND = 4.0
 SEARCH_INTERVAL_SECONDS = 1.0
 
-# A 429 asks us to wait, so the pacer waits (Retry-After, or one search window) and sends again,
-# up to this many times for one request, before handing the 429 to dlt's retry policy.
-MAX_RATE_LIMITED_RESENDS = 10
-
 # Search is eventually consistent: a contact modified just before a run may be indexed just
 # after it. Each run therefore searches from this many seconds before the previous high-water
 # mark (and deletions from this many seconds before the previous archived pass began); the merge
@@ -42,16 +38,23 @@ DEFAULT_LOOKBACK_SECONDS = 60.0
 # HubSpot property types (`type` on GET /crm/v3/properties/contacts) to dlt data types. Anything
 # else (string, enumeration, phone_number, object_coordinates, json...) arrives as text.
 #
-# Numbers load as double: HubSpot's own computed values carry 16 or 17 significant digits (e.g.
-# "1.3333333333333333"), which a fixed-scale decimal would reject or round.
+# Numbers load as DECIMAL(38, 18) - NUMBER(38,18) on Snowflake - and never as a double: HubSpot
+# sends them as strings, portals hold 17-digit integers (which a double cannot) and HubSpot's own
+# computed values carry 16 or 17 significant digits (e.g. "1.3333333333333333"). 20 digits before
+# the point and 18 after hold both exactly. A value that does not fit (more digits on either side)
+# is never rounded: it loads unchanged as text into `<property>__v_text` (see schema.py).
 PROPERTY_DATA_TYPES = {
-    "number": "double",
+    "number": "decimal",
     "date": "date",
     "datetime": "timestamp",
     "bool": "bool",
 }
-# `hs_object_id` is the record id: a whole number, so an integer rather than a double.
+NUMBER_PRECISION = 38
+NUMBER_SCALE = 18
+# `hs_object_id` is the record id: a whole number, so an integer rather than a decimal.
 PROPERTY_TYPE_OVERRIDES = {"hs_object_id": "bigint"}
+# The property in which HubSpot lists the ids of the contacts merged into a contact (";"-separated).
+MERGED_IDS_PROPERTY = "hs_merged_object_ids"
 
 # The cursor property of increments, and the columns the source adds to every row.
 LAST_MODIFIED = "lastmodifieddate"

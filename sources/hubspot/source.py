@@ -11,9 +11,16 @@ Two resources write the one `contacts` table, merged on `id`:
   `archived=true` in full and emits a row with `archived = true` (dlt's hard-delete hint) for
   each contact archived since the previous pass began: the merge deletes it from the table.
 
-The table's columns follow HubSpot's property types (number -> double, date -> date, datetime ->
-timestamp, bool -> boolean, anything else text). Requests are paced from HubSpot's rate-limit
-headers; see `pacing.py`.
+Merged contacts: HubSpot lists a contact merged into another neither as live nor as archived;
+the survivor names it in `hs_merged_object_ids` (and the merge updates the survivor, so the next
+search returns it). Every time `contacts` emits a contact, it also emits a deletion row for each
+id in that property, so a merged-away contact leaves the table on the next run, full or
+incremental.
+
+The table's columns follow HubSpot's property types (number -> DECIMAL(38, 18), date -> date,
+datetime -> timestamp, bool -> boolean, anything else text); a property that changed type, or a
+value that does not match its type, loads into a variant column instead of stopping the run (see
+`schema.py`). Requests are paced from HubSpot's rate-limit headers; see `pacing.py`.
 """
 
 from __future__ import annotations
@@ -24,24 +31,26 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import dlt
+from dlt.common.schema.typing import TColumnSchema
+from dlt.extract.exceptions import CurrentSourceSchemaNotAvailable
 from dlt.sources import DltResource
 
 from sources.hubspot.client import HubSpotApi
 from sources.hubspot.paginators import ModifiedSinceKeysetPaginator
 from sources.hubspot.schema import (
-    ContactProperty,
+    ContactColumns,
     Row,
-    column_hints,
     contact_id_of,
-    contact_row,
     convert,
     deletion_hints,
     deletion_row,
     last_modified_ms,
+    merged_ids,
     parse_datetime,
     to_epoch_ms,
 )
 from sources.hubspot.settings import (
+    ARCHIVED_COLUMN,
     DEFAULT_LOOKBACK_SECONDS,
     DEFAULT_SEARCH_REQUESTS_PER_SECOND,
     ID_COLUMN,
@@ -103,10 +112,12 @@ def contacts(
         lookback_seconds: Overlap of the first run's catch-up search.
 
     Yields:
-        Batches of typed contact rows; the first carries the column hints of every property.
+        Batches of typed contact rows (and deletion rows for contacts merged into them); the
+        first carries the column hints of every property.
     """
-    catalogue = {p.name: p for p in api.properties()}
-    names = list(catalogue)
+    catalogue = api.properties()
+    names = [p.name for p in catalogue]
+    columns = _contact_columns(catalogue)
     start = last_modified.start_value
     if start is None:
         # First run. A listing by id is not a snapshot: a contact can change after its page was
@@ -114,20 +125,38 @@ def contacts(
         # instant for whatever changed meanwhile - the cursor then ends past all of it.
         high_water = api.latest_modified_ms()
         since_ms = max((high_water or 0) - int(lookback_seconds * 1000), 0)
-        emitter = _Emitter(catalogue, remember_from=since_ms)
+        emitter = _Emitter(columns, remember_from=since_ms)
         for page in api.list_contacts(api.property_batches(names)):
             yield from emitter.rows(page)
     else:
         since_ms = to_epoch_ms(start)  # dlt has already moved it back by the lookback (lag)
-        emitter = _Emitter(catalogue, remember_from=since_ms)
+        emitter = _Emitter(columns, remember_from=since_ms)
     paginator = ModifiedSinceKeysetPaginator(since_ms, names)
     for page in api.search_modified_since(paginator):
         yield from emitter.rows(page)
         emitter.forget_before(paginator.lower_ms)
+    columns.warn()
+
+
+def _contact_columns(catalogue: Sequence[Any]) -> ContactColumns:
+    """Place every property, given the `contacts` columns dlt's stored schema already has.
+
+    Outside a pipeline (a resource iterated on its own) there is no stored schema: every
+    property gets the column of its name.
+    """
+    try:
+        schema = dlt.current.source_schema()
+    except CurrentSourceSchemaNotAvailable:
+        return ContactColumns(catalogue)
+    table = schema.tables.get("contacts") or {}
+    stored: dict[str, TColumnSchema] = dict(table.get("columns") or {})
+    return ContactColumns(catalogue, stored, schema.naming.normalize_identifier)
 
 
 class _Emitter:
     """Turns pages into rows once: the first batch carries the column hints, repeats are dropped.
+
+    Each contact is followed by a deletion row for every contact merged into it (see the module).
 
     Keyset paging asks for the contacts at a page boundary again, and the first run's catch-up
     search re-reads contacts the listing loaded. A contact is emitted again only with a newer
@@ -135,8 +164,8 @@ class _Emitter:
     (at or after `remember_from`) are remembered, so a full listing does not fill memory.
     """
 
-    def __init__(self, catalogue: dict[str, ContactProperty], *, remember_from: int) -> None:
-        self.catalogue = catalogue
+    def __init__(self, columns: ContactColumns, *, remember_from: int) -> None:
+        self.columns = columns
         self.remember_from = remember_from
         self.hinted = False
         self.emitted: dict[str, int] = {}
@@ -150,14 +179,17 @@ class _Emitter:
                 continue
             if stamp >= self.remember_from:
                 self.emitted[contact_id] = stamp
-            batch.append(contact_row(contact, self.catalogue))
+            row = self.columns.row(contact)
+            batch.append(row)
+            batch.extend(
+                {ID_COLUMN: merged, ARCHIVED_COLUMN: True, LAST_MODIFIED: row[LAST_MODIFIED]}
+                for merged in merged_ids(contact)
+            )
         if not batch:
             return
         if not self.hinted:
             self.hinted = True
-            yield dlt.mark.with_hints(
-                batch, dlt.mark.make_hints(columns=column_hints(self.catalogue.values()))
-            )
+            yield dlt.mark.with_hints(batch, dlt.mark.make_hints(columns=self.columns.hints()))
         else:
             yield batch
 

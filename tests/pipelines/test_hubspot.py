@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import shutil
@@ -12,24 +13,29 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+import requests
 from dlt.common.pipeline import LoadInfo
+from dlt.destinations import snowflake
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import hubspot as hubspot_pipeline
-from sandbox.hubspot import CONTACTS_PATH, HubSpotServer
+from sandbox.hubspot import CONTACTS_PATH, MERGE_PATH, HubSpotServer
 from sources.hubspot import hubspot_source
 from sources.hubspot.client import HubSpotApi
 from tests.sources.hubspot.portal import (
+    TOKEN,
     assert_destination_equals_portal,
     assert_retry_after_respected,
     column_types,
     loaded_contacts,
     portal,
+    render,
 )
 from utils.errors import ConfigurationError
 from utils.load_summary import LoadSummary
@@ -73,7 +79,7 @@ def test_full_load_then_an_increment_over_the_search_cap_with_deletions(
         assert server.request_count(status=400) == 0
 
     types = column_types(warehouse)
-    assert types["annualrevenue"] == "DOUBLE"
+    assert types["annualrevenue"] == "DECIMAL(38,18)"
     assert types["hs_object_id"] == "BIGINT"
     assert types["date_of_birth"] == "DATE"
     assert types["lastmodifieddate"] == types["createdate"] == "TIMESTAMP WITH TIME ZONE"
@@ -308,3 +314,178 @@ def test_a_package_left_both_extracted_and_normalized_by_a_kill_is_recovered(
         hubspot_pipeline.run()
         assert not package.exists()
         assert_destination_equals_portal(warehouse, server)
+
+
+# -- numbers exact (issue 11.2) ----------------------------------------------------------------
+
+EXACT_NUMBERS = {
+    "annualrevenue": "12345678901234567",  # 17 digits: DOUBLE loaded 12345678901234568
+    "num_notes": "-98765432109876543",
+    "hubspotscore": "1.3333333333333333",
+    "sandbox_number_property_with_a_long_internal_name_001": "99999999999999999999.999999999999999999",
+    "sandbox_number_property_with_a_long_internal_name_007": "0.000000000000000001",
+}
+
+
+def test_numbers_load_exactly_and_too_long_ones_as_text(
+    monkeypatch: pytest.MonkeyPatch, warehouse: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with portal(monkeypatch, contacts=300, custom_properties=12) as server:
+        ids = sorted(server.snapshot(), key=int)
+        server.set_properties(ids[:3], EXACT_NUMBERS)
+        # 21 integer digits, 19 decimals: DECIMAL(38,18) cannot hold them, so they stay text.
+        server.set_properties(
+            [ids[3]], {"annualrevenue": "123456789012345678901", "num_notes": "0.1234567890123456789"}
+        )
+        with caplog.at_level(logging.WARNING, logger="sources.hubspot"):
+            hubspot_pipeline.run()
+        snapshot = server.snapshot()
+        # The sandbox's own numbers include 17-digit integers and 16-decimal fractions too.
+        assert_destination_equals_portal(warehouse, server)
+
+    rows = {r["id"]: r for r in loaded_contacts(warehouse)}
+    for contact_id in ids[:3]:
+        assert {name: rows[contact_id][name] for name in EXACT_NUMBERS} == {
+            name: Decimal(text) for name, text in EXACT_NUMBERS.items()
+        }
+    assert (rows[ids[3]]["annualrevenue"], rows[ids[3]]["annualrevenue__v_text"]) == (
+        None,
+        "123456789012345678901",
+    )
+    assert (rows[ids[3]]["num_notes"], rows[ids[3]]["num_notes__v_text"]) == (None, "0.1234567890123456789")
+    assert snapshot[ids[3]]["annualrevenue"] == "123456789012345678901"
+    assert any(
+        "property annualrevenue" in m and "contacts.annualrevenue__v_text" in m for m in caplog.messages
+    )
+
+    types = column_types(warehouse)
+    numbers = [p for p in EXACT_NUMBERS if p != "hs_object_id"]
+    assert {types[name] for name in numbers} == {"DECIMAL(38,18)"}
+    # ...and the type dlt creates on Snowflake (NUMBER: at most 38 digits, scale at most 37).
+    schema = hubspot_pipeline.pipeline().default_schema
+    table = schema.get_table("contacts")
+    mapper = snowflake().capabilities().get_type_mapper()
+    snowflake_types = {
+        name: mapper.to_destination_type(table["columns"][name], table) for name in [*numbers, "hs_object_id"]
+    }
+    assert snowflake_types == {**dict.fromkeys(numbers, "NUMBER(38,18)"), "hs_object_id": "NUMBER(19,0)"}
+
+
+# -- merged contacts (issue 11.4) ---------------------------------------------------------------
+
+
+def merge(server: HubSpotServer, primary: str, loser: str) -> dict[str, Any]:
+    """Merge through the sandbox's HTTP API, as a HubSpot user or integration would."""
+    response = requests.post(
+        server.base_url + MERGE_PATH,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={"primaryObjectId": primary, "objectIdToMerge": loser},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_merged_away_contacts_leave_the_table_on_the_next_incremental_run(
+    monkeypatch: pytest.MonkeyPatch, warehouse: Path
+) -> None:
+    with portal(monkeypatch, contacts=400) as server:
+        hubspot_pipeline.run()
+        ids = sorted(server.snapshot(), key=int)
+        assert merge(server, ids[10], ids[20])["id"] == ids[10]
+        merge(server, ids[30], ids[40])
+        merge(server, ids[10], ids[30])  # a chain: 40 went into 30, 30 into 10
+        hubspot_pipeline.run()
+
+        loaded = {r["id"]: r for r in loaded_contacts(warehouse)}
+        assert {ids[20], ids[30], ids[40]} & set(loaded) == set()
+        assert set(loaded[ids[10]]["hs_merged_object_ids"].split(";")) == {ids[20], ids[30], ids[40]}
+        assert_destination_equals_portal(warehouse, server)
+
+
+def test_contacts_merged_during_the_first_listing_are_not_loaded(
+    monkeypatch: pytest.MonkeyPatch, warehouse: Path
+) -> None:
+    # Merges after the first page was read: one loser already read (its survivor not yet), one
+    # survivor already read (its loser not yet).
+    with portal(monkeypatch, contacts=450) as server:
+        ids = sorted(server.snapshot(), key=int)
+        original = HubSpotApi.list_contacts
+
+        def list_contacts(api: HubSpotApi, *args: Any, **kwargs: Any) -> Iterator[list[dict[str, Any]]]:
+            for number, page in enumerate(original(api, *args, **kwargs)):
+                yield page
+                if number == 0:
+                    merge(server, ids[300], ids[5])
+                    merge(server, ids[6], ids[350])
+
+        monkeypatch.setattr(HubSpotApi, "list_contacts", list_contacts)
+        hubspot_pipeline.run()
+
+        assert {ids[5], ids[350]} & {r["id"] for r in loaded_contacts(warehouse)} == set()
+        assert_destination_equals_portal(warehouse, server)
+
+
+# -- a property that changes type, a value that does not match its type (issue 11.8) ---------------
+
+
+def test_a_property_that_changes_type_does_not_block_later_runs(
+    monkeypatch: pytest.MonkeyPatch, warehouse: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("SOURCES__HUBSPOT__LOOKBACK_SECONDS", "0")  # so run 2 does not re-read ids[:10]
+    with portal(monkeypatch, contacts=300) as server:
+        ids = sorted(server.snapshot(), key=int)
+        server.define_property("renewal_at", "number")
+        server.set_properties(ids[:10], {"renewal_at": "20260131"})
+        server.modify_contacts([ids[200]])
+        hubspot_pipeline.run()
+        assert column_types(warehouse)["renewal_at"] == "DECIMAL(38,18)"
+
+        server.define_property("renewal_at", "datetime")
+        server.set_properties(ids[:5], {"renewal_at": "2026-01-31T00:00:00.000Z"})
+        changed = server.modify_contacts(ids[100:110])
+        with caplog.at_level(logging.WARNING, logger="sources.hubspot"):
+            hubspot_pipeline.run()  # failed: Unimplemented type for cast (TIMESTAMP WITH TIME ZONE -> DOUBLE)
+        snapshot = server.snapshot()
+
+        rows = {r["id"]: r for r in loaded_contacts(warehouse)}
+        # Every other change loaded...
+        assert all(render(rows[i]["jobtitle"]) == snapshot[i]["jobtitle"] for i in changed)
+        # ...and the new values went into a column of the new type, beside the old one.
+        assert column_types(warehouse)["renewal_at__v_timestamp"] == "TIMESTAMP WITH TIME ZONE"
+        assert {render(rows[i]["renewal_at__v_timestamp"]) for i in ids[:5]} == {"2026-01-31T00:00:00.000Z"}
+        assert {rows[i]["renewal_at"] for i in ids[:5]} == {None}
+        assert {rows[i]["renewal_at"] for i in ids[5:10]} == {Decimal(20260131)}
+        [warning] = [m for m in caplog.messages if "property renewal_at" in m]
+        assert "contacts.renewal_at__v_timestamp" in warning
+        assert "prefect deployment run hubspot/full-refresh" in warning
+
+        # The remedy the warning names: a full refresh makes the column the new type.
+        server.set_properties(ids[5:10], {"renewal_at": None})  # HubSpot cleared what it could not convert
+        hubspot_pipeline.run(full_refresh=True)
+        types = column_types(warehouse)
+        assert types["renewal_at"] == "TIMESTAMP WITH TIME ZONE"
+        assert "renewal_at__v_timestamp" not in types
+        assert_destination_equals_portal(warehouse, server)
+
+
+def test_one_value_that_does_not_match_its_type_blocks_no_contact(
+    monkeypatch: pytest.MonkeyPatch, warehouse: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with portal(monkeypatch, contacts=300) as server:
+        hubspot_pipeline.run()
+        ids = sorted(server.snapshot(), key=int)
+        server.set_properties([ids[7]], {"annualrevenue": "12k", "date_of_birth": "31/01/1990"})
+        changed = server.modify_contacts(ids[50:60])
+        with caplog.at_level(logging.WARNING, logger="sources.hubspot"):
+            hubspot_pipeline.run()  # failed: MalformedPayloadError, nothing loaded
+        snapshot = server.snapshot()
+
+    rows = {r["id"]: r for r in loaded_contacts(warehouse)}
+    assert all(render(rows[i]["jobtitle"]) == snapshot[i]["jobtitle"] for i in changed)
+    bad = rows[ids[7]]
+    assert (bad["annualrevenue"], bad["annualrevenue__v_text"]) == (None, "12k")
+    assert (bad["date_of_birth"], bad["date_of_birth__v_text"]) == (None, "31/01/1990")
+    assert render(bad["email"]) == snapshot[ids[7]]["email"]
+    assert sum(f"contact {ids[7]}" in m for m in caplog.messages) == 2

@@ -14,6 +14,8 @@ import requests
 from sandbox.hubspot import (
     CONTACTS_PATH,
     DEFAULT_MAX_REQUEST_LINE,
+    MERGE_PATH,
+    MERGED_IDS_PROPERTY,
     PROPERTIES_PATH,
     SEARCH_PATH,
     HubSpotServer,
@@ -375,6 +377,64 @@ def test_mutations_show_up_in_listing_search_and_snapshot(small_portal: HubSpotS
     assert all(after[i]["lastmodifieddate"] != before[i]["lastmodifieddate"] for i in modified if i in after)
     with pytest.raises(ValueError, match="archived"):
         small_portal.modify_contacts([archived[0]])
+
+
+def test_merges_hide_the_merged_contact_and_name_it_on_the_survivor(small_portal: HubSpotServer) -> None:
+    portal_before = small_portal.snapshot()
+    ids = sorted(portal_before, key=int)
+    before = portal_before[ids[0]]
+    latest = max(c["lastmodifieddate"] or "" for c in portal_before.values())
+    first = requests.post(
+        small_portal.base_url + MERGE_PATH,
+        headers=AUTH,
+        json={"primaryObjectId": ids[1], "objectIdToMerge": ids[2]},
+        timeout=10,
+    )
+    small_portal.merge_contacts(ids[0], ids[1])  # a chain: 2 went into 1, 1 into 0
+    again = requests.post(
+        small_portal.base_url + MERGE_PATH,
+        headers=AUTH,
+        json={"primaryObjectId": ids[0], "objectIdToMerge": ids[2]},
+        timeout=10,
+    )
+    after = small_portal.snapshot()
+    listed = {r["id"] for r in _list_all(small_portal)}
+    archived = {r["id"] for r in _list_all(small_portal, archived="true")}
+    read_merged = _get(small_portal, f"{CONTACTS_PATH}/{ids[2]}")
+    changed = _search_all(small_portal, _modified_after(latest))
+
+    assert first.status_code == 200 and first.json()["id"] == ids[1]
+    assert again.status_code == 400  # no longer a live contact
+    assert {ids[1], ids[2]} & (set(after) | listed | archived) == set()
+    assert after[ids[0]][MERGED_IDS_PROPERTY] == f"{ids[1]};{ids[2]}"
+    assert after[ids[0]]["lastmodifieddate"] != before["lastmodifieddate"]
+    assert {r["id"] for r in changed} == {ids[0]}
+    assert read_merged.status_code == 200 and read_merged.json()["id"] == ids[0]
+    assert small_portal.merged_ids() == {ids[1]: ids[0], ids[2]: ids[1]}
+
+
+def test_raw_values_type_changes_and_exact_number_search(small_portal: HubSpotServer) -> None:
+    ids = sorted(small_portal.snapshot(), key=int)
+    small_portal.define_property("renewal_at", "number")
+    small_portal.set_properties(ids[:2], {"renewal_at": "12345678901234567", "annualrevenue": "12k"})
+    small_portal.set_properties([ids[2]], {"renewal_at": "12345678901234568"})
+    # Numbers compare exactly: as doubles these two 17-digit values are equal.
+    equal = _search_all(
+        small_portal,
+        {
+            "filterGroups": [
+                {"filters": [{"propertyName": "renewal_at", "operator": "EQ", "value": "12345678901234567"}]}
+            ]
+        },
+    )
+    small_portal.define_property("renewal_at", "datetime")
+    definitions = {p["name"]: p for p in _get(small_portal, PROPERTIES_PATH).json()["results"]}
+
+    assert {r["id"] for r in equal} == set(ids[:2])
+    assert small_portal.snapshot()[ids[0]]["annualrevenue"] == "12k"
+    assert definitions["renewal_at"]["type"] == "datetime"
+    with pytest.raises(KeyError):
+        small_portal.set_properties([ids[0]], {"no_such_property": "x"})
 
 
 def test_fault_injection_and_request_log(small_portal: HubSpotServer) -> None:

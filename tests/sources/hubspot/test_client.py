@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from sandbox.hubspot import CONTACTS_PATH, DEFAULT_MAX_REQUEST_LINE, SEARCH_PATH, HubSpotServer
+from sandbox.hubspot import (
+    CONTACTS_PATH,
+    DEFAULT_MAX_REQUEST_LINE,
+    PROPERTIES_PATH,
+    SEARCH_PATH,
+    HubSpotServer,
+)
 from sources.hubspot.client import HubSpotApi
 from sources.hubspot.paginators import ModifiedSinceKeysetPaginator
 from sources.hubspot.schema import contact_id_of, last_modified_ms
@@ -243,3 +249,34 @@ def test_unreachable_api_names_the_base_url_setting() -> None:
     api = HubSpotApi("http://127.0.0.1:9", TOKEN)
     with pytest.raises(UpstreamUnavailableError, match=r"reachable.*sources\.hubspot\.base_url"):
         api.properties()
+
+
+@pytest.mark.parametrize("attempts", [1, 4])
+@pytest.mark.parametrize("path", [PROPERTIES_PATH, SEARCH_PATH])
+def test_one_request_is_sent_at_most_request_max_attempts_times(
+    monkeypatch: pytest.MonkeyPatch, attempts: int, path: str
+) -> None:
+    # One owner of retries: dlt's HTTP client (`runtime.request_max_attempts`). The pacer only
+    # waits. Before, it resent each 429 up to 10 times inside each of dlt's attempts (55 sends).
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", str(attempts))
+    with portal(monkeypatch, contacts=10) as server:
+        server.inject_fault("rate_limit", times=100, retry_after=1, path_prefix=path)
+        api = api_for(server)
+        request = api.properties if path == PROPERTIES_PATH else api.latest_modified_ms
+        with pytest.raises(UpstreamUnavailableError, match=r"HTTP 429.*after retries"):
+            request()
+        log = server.recorded_requests()
+
+    assert [r.status for r in log] == [429] * attempts
+    assert_retry_after_respected(log)
+
+
+def test_429s_and_5xx_together_share_one_retry_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    with portal(monkeypatch, contacts=10) as server:
+        server.inject_fault("rate_limit", times=2, retry_after=1)
+        server.inject_fault("error", times=10, status=503)
+        with pytest.raises(UpstreamUnavailableError, match=r"HTTP 503"):
+            api_for(server).properties()
+        statuses = [r.status for r in server.recorded_requests()]
+
+    assert statuses == [429, 429, 503]  # RUNTIME__REQUEST_MAX_ATTEMPTS in tests: 3 sends in all

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -10,7 +12,15 @@ from dlt.extract.exceptions import ResourceExtractionError
 
 from sandbox.hubspot import CONTACTS_PATH, PROPERTIES_PATH, SEARCH_PATH
 from sources.hubspot import hubspot_source
-from sources.hubspot.schema import ContactProperty, column_hints, contact_row, deletion_row, to_epoch_ms
+from sources.hubspot.schema import (
+    ContactColumns,
+    ContactProperty,
+    column_hints,
+    contact_row,
+    deletion_row,
+    merged_ids,
+    to_epoch_ms,
+)
 from tests.sources.hubspot.portal import portal, render
 from utils.destinations import find_cause
 from utils.errors import MalformedPayloadError, PipelineError
@@ -51,13 +61,15 @@ def test_property_types_become_column_types() -> None:
         "archived": "bool",
         "lastmodifieddate": "timestamp",
         "email": "text",
-        "annualrevenue": "double",
+        "annualrevenue": "decimal",
         "hs_object_id": "bigint",
         "date_of_birth": "date",
         "hs_email_optout": "bool",
         "lifecyclestage": "text",
         "hs_geo": "text",
     }
+    # Numbers are exact decimals, never doubles: NUMBER(38,18) on Snowflake, DECIMAL(38,18) in DuckDB.
+    assert (hints["annualrevenue"]["precision"], hints["annualrevenue"]["scale"]) == (38, 18)
     assert hints["id"]["primary_key"] is True
     assert hints["archived"]["hard_delete"] is True
     assert hints["lastmodifieddate"]["dedup_sort"] == "desc"
@@ -83,7 +95,7 @@ def test_values_are_converted_to_their_types() -> None:
         "id": "1201",
         "archived": False,
         "email": "zoë@exämple.de",
-        "annualrevenue": 1234.5,
+        "annualrevenue": Decimal("1234.5"),
         "hs_object_id": 1201,
         "date_of_birth": date(1990, 2, 28),
         "lastmodifieddate": datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC),
@@ -104,17 +116,91 @@ def test_empty_strings_are_null_and_epoch_milliseconds_are_understood() -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "12345678901234567",  # 17 digits: a double makes it 12345678901234568
+        "-98765432109876543",
+        "1.3333333333333333",  # HubSpot's own computed values carry 16 decimals
+        "0.000000000000000001",  # the 18th decimal
+        "99999999999999999999.999999999999999999",  # the largest DECIMAL(38,18) holds
+        "1E+3",
+    ],
+)
+def test_numbers_load_exactly(text: str) -> None:
+    row = contact_row(contact(annualrevenue=text, lastmodifieddate="1714564800123"), CATALOGUE)
+    assert row["annualrevenue"] == Decimal(text)
+    assert "annualrevenue__v_text" not in row
+
+
+@pytest.mark.parametrize(
     ("name", "value"),
     [
         ("annualrevenue", "12k"),
         ("annualrevenue", "nan"),
+        ("annualrevenue", "123456789012345678901"),  # 21 integer digits: DECIMAL(38,18) holds 20
+        ("annualrevenue", "0.1234567890123456789"),  # 19 decimals: DECIMAL(38,18) would round
+        ("hs_object_id", "9223372036854775808"),  # past BIGINT
         ("date_of_birth", "28/02/1990"),
         ("hs_email_optout", "yes"),
     ],
 )
-def test_a_value_that_does_not_match_its_type_names_the_contact_and_property(name: str, value: str) -> None:
-    with pytest.raises(MalformedPayloadError, match=rf"contact 1201 has {name}='{value}'"):
-        contact_row(contact(**{name: value, "lastmodifieddate": "1714564800123"}), CATALOGUE)
+def test_a_value_that_does_not_match_its_type_is_kept_as_text_with_a_warning(
+    name: str, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    columns = ContactColumns(CATALOGUE.values())
+    row = columns.row(contact(**{name: value, "email": "a@example.com", "lastmodifieddate": "1714564800123"}))
+    with caplog.at_level(logging.WARNING, logger="sources.hubspot"):
+        columns.warn()
+
+    # Never rounded, never blocking: NULL in the typed column, the value as sent beside it.
+    assert row[name] is None
+    assert row[f"{name}__v_text"] == value
+    assert row["email"] == "a@example.com"
+    assert columns.hints()[name]["data_type"] == CATALOGUE[name].data_type
+    [message] = caplog.messages
+    assert f"property {name}" in message and "contact 1201" in message and repr(value) in message
+    assert f"contacts.{name}__v_text" in message
+
+
+def test_an_unusable_cursor_still_stops_the_run_naming_the_contact() -> None:
+    # `lastmodifieddate` drives the increment: without it the run cannot move forward safely.
+    with pytest.raises(MalformedPayloadError, match=r"contact 1201 has lastmodifieddate='yesterday'"):
+        contact_row(contact(lastmodifieddate="yesterday"), CATALOGUE)
+
+
+def test_a_property_whose_column_has_another_type_loads_into_a_variant_column(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # `renewal_at` was a number when the table was made; HubSpot now calls it a datetime.
+    catalogue = [ContactProperty.from_definition({"name": "renewal_at", "type": "datetime"})]
+    stored = {"renewal_at": {"name": "renewal_at", "data_type": "decimal", "precision": 38, "scale": 18}}
+    columns = ContactColumns(catalogue, stored)  # type: ignore[arg-type]
+    row = columns.row(contact(renewal_at="2026-01-31T00:00:00.000Z", lastmodifieddate="1714564800123"))
+    with caplog.at_level(logging.WARNING, logger="sources.hubspot"):
+        columns.warn()
+
+    assert row["renewal_at__v_timestamp"] == datetime(2026, 1, 31, tzinfo=UTC)
+    assert "renewal_at" not in row
+    assert columns.hints()["renewal_at__v_timestamp"]["data_type"] == "timestamp"
+    assert "renewal_at" not in columns.hints()
+    [message] = caplog.messages
+    assert "property renewal_at is now timestamp" in message and "contacts.renewal_at__v_timestamp" in message
+    assert "prefect deployment run hubspot/full-refresh" in message
+
+
+def test_a_double_column_from_before_is_not_written_with_decimals() -> None:
+    # Tables made before numbers were exact have DOUBLE columns: exact values go beside them.
+    stored = {"annualrevenue": {"name": "annualrevenue", "data_type": "double"}}
+    columns = ContactColumns(CATALOGUE.values(), stored)  # type: ignore[arg-type]
+    row = columns.row(contact(annualrevenue="12345678901234567", lastmodifieddate="1714564800123"))
+    assert row["annualrevenue__v_decimal"] == Decimal("12345678901234567")
+
+
+def test_merged_ids_are_read_from_hs_merged_object_ids() -> None:
+    survivor = {"id": "500", "properties": {"hs_merged_object_ids": "101;500; 205;;101;x"}}
+    assert merged_ids(survivor) == ["101", "205"]
+    assert merged_ids({"id": "500", "properties": {"hs_merged_object_ids": None}}) == []
+    assert merged_ids({"id": "500", "properties": {}}) == []
 
 
 def test_a_deletion_row_outranks_the_last_update() -> None:
