@@ -45,7 +45,7 @@ def test_a_snowflake_url_with_an_encoded_password_passes_the_check(monkeypatch: 
     monkeypatch.setenv("VAULT__ENABLED", "false")
     monkeypatch.setenv(
         "DESTINATION__SNOWFLAKE__CREDENTIALS",
-        "snowflake://loader:p%40ss%23w%2Fd@xy12345.eu-west-1/RAW?warehouse=LOADING&role=LOADER",
+        "snowflake://loader:p%40ss%23w%2Fd@xy12345.eu-west-1/RAW?warehouse=LOADING&role=LOADER",  # pragma: allowlist secret
     )
     pipeline = make_pipeline("currencies", "currencies")
     check_destination(pipeline)
