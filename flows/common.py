@@ -235,6 +235,11 @@ def _report_notes(summary: LoadSummary, load_ids: list[str]) -> list[str]:
     notes = [f"Destination `{summary.destination}`, dataset `{summary.dataset}`."]
     if earlier:
         notes.append(f"Finished {len(earlier)} load package(s) left by an earlier try: {', '.join(earlier)}.")
+    if summary.reconciled_deletes is not None:
+        deleted = ", ".join(f"`{t}` {n}" for t, n in sorted(summary.reconciled_deletes.items())) or "none"
+        notes.append(
+            f"Key reconciliation ran: rows deleted upstream removed from the destination: {deleted}."
+        )
     return notes
 
 

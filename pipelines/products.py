@@ -7,7 +7,10 @@ from dlt.common.pipeline import LoadInfo
 from dlt.sources import DltSource
 
 from sources.products import first_load, products_source
+from sources.products.reconcile import reconcile_table, reconciliation_settings
+from sources.products.source import connect
 from utils.destinations import make_pipeline, run_pipeline
+from utils.key_reconciliation import SqlClientKeys, reconcile_if_due
 
 PIPELINE_NAME = "products"
 # dlt upper-cases identifiers on Snowflake, so this is the PRODUCTS schema there.
@@ -25,13 +28,19 @@ def pipeline() -> dlt.Pipeline:
 FULL_REFRESH = "drop_sources"
 
 
-def run(full_refresh: bool = False) -> LoadInfo:
+def run(full_refresh: bool = False, reconcile: bool = False) -> LoadInfo:
     """Extract what changed in the catalogue since the last run and merge it.
+
+    Every `sources.products.reconcile_every_runs` runs (and when `reconcile` is set) the run then
+    compares the ids of each table on both sides and deletes the rows deleted physically upstream
+    (sources/products/reconcile.py); `utils.key_reconciliation.reconciled_deletes(info.pipeline)`
+    gives the count per table, which the load summary shows.
 
     Args:
         full_refresh: Drop the `products` and `categories` tables and the cursors, and load the whole
             catalogue again (after a schema drift, or to repair the destination). The tables are
             dropped when the load step starts and refilled by it, so readers see them empty meanwhile.
+        reconcile: Run the key reconciliation now, whatever the count of runs.
 
     Returns:
         dlt's load info for the run.
@@ -45,4 +54,25 @@ def run(full_refresh: bool = False) -> LoadInfo:
         first_load.prepare(products, data, refresh=full_refresh)
         return data
 
-    return run_pipeline(products, source, refresh=FULL_REFRESH if full_refresh else None)
+    info = run_pipeline(products, source, refresh=FULL_REFRESH if full_refresh else None)
+    settings = reconciliation_settings()
+
+    def reconcile_keys() -> dict[str, int]:
+        engine = connect(settings.credentials)
+        try:
+            with SqlClientKeys(products) as destination:
+                return {
+                    table: reconcile_table(
+                        engine,
+                        destination,
+                        table,
+                        chunk_size=settings.chunk_size,
+                        max_delete_fraction=settings.max_delete_fraction,
+                    ).deleted
+                    for table in settings.tables
+                }
+        finally:
+            engine.dispose()
+
+    reconcile_if_due(products, settings.every_runs, reconcile_keys, force=reconcile)
+    return info

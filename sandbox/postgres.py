@@ -404,6 +404,9 @@ class PostgresServer:
                         sql.SQL(verb + " ROLE {} WITH LOGIN PASSWORD %s").format(sql.Identifier(role)),
                         (password,),
                     )
+                # The products pipeline's late-commit guard reads other sessions' xact_start in
+                # pg_stat_activity, which needs pg_read_all_stats (production grants it too).
+                cur.execute(sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(READER_ROLE)))
                 # Belt and braces besides privileges: reader sessions cannot even create temp
                 # tables, as for a replica or a reporting login.
                 cur.execute(
@@ -550,6 +553,25 @@ class PostgresServer:
         finally:
             conn.close()
         self._reader_password = password
+
+    def set_reader_sees_all_sessions(self, enabled: bool) -> None:
+        """Grant or revoke `pg_read_all_stats` for the reader role (granted at start).
+
+        Without it the reader sees other roles' sessions in pg_stat_activity with `xact_start` NULL,
+        as a production role that was never granted it would.
+
+        Args:
+            enabled: True to grant, False to revoke.
+        """
+        port = self._require_port()
+        statement = "GRANT pg_read_all_stats TO {}" if enabled else "REVOKE pg_read_all_stats FROM {}"
+        conn = psycopg2.connect(dbname="postgres", host=str(self._socket_dir), port=port, user=SUPERUSER)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL(statement).format(sql.Identifier(READER_ROLE)))
+        finally:
+            conn.close()
 
     def dlt_credentials(self) -> dict[str, str | int]:
         """Return the reader's credentials in the shape of dlt's `ConnectionStringCredentials`.

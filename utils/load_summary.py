@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from dlt.common.pipeline import LoadInfo
 
+from utils.key_reconciliation import reconciled_deletes
+
 
 @dataclass(frozen=True)
 class LoadSummary:
@@ -17,6 +19,8 @@ class LoadSummary:
         dataset: Dataset (schema) the tables live in.
         load_ids: dlt load ids of the packages this run loaded.
         row_counts: Rows loaded per table in this run, dlt's own bookkeeping tables left out.
+        reconciled_deletes: Rows a key reconciliation deleted after the load (gone upstream), per
+            table; None when none ran (utils/key_reconciliation.py).
     """
 
     pipeline: str
@@ -24,6 +28,7 @@ class LoadSummary:
     dataset: str
     load_ids: list[str] = field(default_factory=list)
     row_counts: dict[str, int] = field(default_factory=dict)
+    reconciled_deletes: dict[str, int] | None = None
 
     @property
     def total_rows(self) -> int:
@@ -49,6 +54,7 @@ class LoadSummary:
             dataset=info.dataset_name,
             load_ids=list(info.loads_ids),
             row_counts={t: n for t, n in sorted(counts.items()) if not t.startswith("_dlt")},
+            reconciled_deletes=reconciled_deletes(info.pipeline),
         )
 
     def lines(self) -> list[str]:
@@ -58,4 +64,8 @@ class LoadSummary:
             f"{self.pipeline}: {self.total_rows} rows into {self.destination} dataset "
             f"'{self.dataset}' (load id {loads})"
         )
-        return [head] + [f"  {table}: {rows} rows" for table, rows in self.row_counts.items()]
+        lines = [head] + [f"  {table}: {rows} rows" for table, rows in self.row_counts.items()]
+        if self.reconciled_deletes is not None:
+            deleted = ", ".join(f"{t} {n}" for t, n in sorted(self.reconciled_deletes.items())) or "none"
+            lines.append(f"  key reconciliation: rows deleted upstream removed: {deleted}")
+        return lines

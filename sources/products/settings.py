@@ -25,3 +25,12 @@ CONNECT_TIMEOUT_SECONDS = 10
 # New columns are welcome (added to the destination); a column whose type changes would be written
 # into a variant column or coerced, so the load stops instead.
 SCHEMA_CONTRACT: TSchemaContractDict = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
+
+# Key reconciliation (sources/products/reconcile.py): physically deleted rows are found by comparing
+# ids every this many runs - a day of the hourly schedule. 0 switches it off.
+RECONCILE_EVERY_RUNS = 24
+# Ids per chunk on each side of the comparison.
+RECONCILE_CHUNK_SIZE = 100_000
+# A comparison that would delete more than this fraction of a table deletes nothing and fails: an
+# upstream table that looks emptied (wrong database, a failed restore) must not empty the warehouse.
+RECONCILE_MAX_DELETE_FRACTION = 0.5

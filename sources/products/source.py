@@ -17,6 +17,7 @@ from dlt.common.configuration.specs import ConnectionStringCredentials
 from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
+from sources.products.late_commits import AfterIncremental, LateCommitGuard
 from sources.products.settings import (
     BACKEND,
     CHUNK_SIZE,
@@ -39,6 +40,7 @@ def products_source(
     tables: Sequence[str] = DEFAULT_TABLES,
     chunk_size: int = CHUNK_SIZE,
     backend: str = BACKEND,
+    late_commit_guard: bool = True,
 ) -> list[DltResource]:
     """Extract the catalogue tables from PostgreSQL.
 
@@ -48,6 +50,9 @@ def products_source(
             `deleted_at` columns.
         chunk_size: Rows per Arrow batch.
         backend: dlt `sql_table` backend (`sources.products.backend`); see settings.BACKEND.
+        late_commit_guard: Cap each stored cursor at the start of the oldest open transaction, so a
+            change committed late is never skipped (`sources.products.late_commit_guard`; see
+            late_commits.py). Needs `pg_read_all_stats`; switching it off risks losing such changes.
 
     Returns:
         One incremental merge resource per table.
@@ -58,10 +63,17 @@ def products_source(
         UnsupportedColumnTypeError: A column's type cannot be loaded exactly (nothing is read).
     """
     engine = connect(credentials)
-    return [catalogue_table(engine, name, chunk_size=chunk_size, backend=backend) for name in tables]
+    return [
+        catalogue_table(
+            engine, name, chunk_size=chunk_size, backend=backend, late_commit_guard=late_commit_guard
+        )
+        for name in tables
+    ]
 
 
-def catalogue_table(engine: sa.Engine, table: str, *, chunk_size: int, backend: Any) -> DltResource:
+def catalogue_table(
+    engine: sa.Engine, table: str, *, chunk_size: int, backend: Any, late_commit_guard: bool = True
+) -> DltResource:
     """One table as an incremental merge resource.
 
     Args:
@@ -69,6 +81,7 @@ def catalogue_table(engine: sa.Engine, table: str, *, chunk_size: int, backend: 
         table: Table name.
         chunk_size: Rows per Arrow batch.
         backend: dlt `sql_table` backend.
+        late_commit_guard: Whether to cap the stored cursor at the horizon (late_commits.py).
 
     Returns:
         The resource, named after the table.
@@ -78,6 +91,7 @@ def catalogue_table(engine: sa.Engine, table: str, *, chunk_size: int, backend: 
     # permanent errors naming the table.
     plan = plan_table(engine, table, pipeline="products")
     plan.check()
+    guard = LateCommitGuard(table, CURSOR_COLUMN, enabled=late_commit_guard)
     resource = sql_table(
         credentials=engine,
         table=table,
@@ -91,8 +105,12 @@ def catalogue_table(engine: sa.Engine, table: str, *, chunk_size: int, backend: 
         # instant as the previous run's last row is not lost. The merge on `id` makes the re-read
         # harmless, so dlt's boundary de-duplication (a hash per boundary row kept in the state) is
         # switched off with `primary_key=()` - the incremental state stays one timestamp.
-        incremental=dlt.sources.incremental(CURSOR_COLUMN, primary_key=()),
-        query_adapter_callback=plan.adapt_query,
+        # A row whose cursor is NULL (the application broke its contract) is loaded, not a failed
+        # run: dlt adds `OR updated_at IS NULL` to the query, so such rows are read again (and
+        # merged, harmlessly) on every run until the application stamps them.
+        incremental=dlt.sources.incremental(CURSOR_COLUMN, primary_key=(), on_cursor_value_missing="include"),
+        # Reads the late-commit horizon just before the query runs (late_commits.py).
+        query_adapter_callback=guard.adapt(plan.adapt_query),
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         primary_key=PRIMARY_KEY,
     )
@@ -100,6 +118,8 @@ def catalogue_table(engine: sa.Engine, table: str, *, chunk_size: int, backend: 
     # skip it): a load job re-run after a crash can put its rows into staging twice.
     plan.apply(resource)  # destination types from the source: integer widths, lengths, decimals
     resource.apply_hints(columns={SOFT_DELETE_COLUMN: {"name": SOFT_DELETE_COLUMN, "hard_delete": True}})
+    # After dlt's incremental step: the stored cursor never passes a transaction still open.
+    resource.add_step(AfterIncremental(guard.cap_state))
     return resource
 
 

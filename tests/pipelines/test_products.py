@@ -17,6 +17,7 @@ import pytest
 
 from pipelines import products as products_pipeline
 from sandbox.postgres import CatalogueMutator, PostgresServer
+from sources.products.reconcile import ReconciliationRefusedError
 from tests.conftest import CATALOGUE_SIZE
 from tests.pipelines.products_helpers import (
     assert_destination_equals_source,
@@ -25,7 +26,12 @@ from tests.pipelines.products_helpers import (
     rows_at_latest_cursor,
     source_rows,
 )
-from utils.errors import ConfigurationError, SchemaDriftError, UpstreamUnavailableError
+from utils.errors import (
+    ConfigurationError,
+    PermanentPipelineError,
+    SchemaDriftError,
+    UpstreamUnavailableError,
+)
 from utils.load_summary import LoadSummary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +97,8 @@ def test_mutations_then_incremental_reads_only_the_changes(
 def test_rows_sharing_the_last_cursor_value_are_loaded_once(
     catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
 ) -> None:
-    instant = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    # In the past: the late-commit guard never stores a cursor later than the extract's start.
+    instant = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     first = catalogue.update_products(20)
     catalogue.hard_set_updated_at(first, instant)
     load()  # the cursor now stands at `instant`
@@ -223,3 +230,189 @@ def test_time_zones_are_kept(
     some = next(iter(expected))
     assert actual[some]["updated_at"].utcoffset() == timedelta(0)
     assert actual[some]["updated_at"] == expected[some]["updated_at"]
+
+
+# --- issue 11.1: a change whose transaction commits late is never lost ---------------------------
+
+
+def _cursor(table: str = "products") -> datetime:
+    state = products_pipeline.pipeline().state["sources"]["products"]["resources"][table]
+    value: datetime = state["incremental"]["updated_at"]["last_value"]
+    return value
+
+
+def test_a_transaction_open_across_runs_is_loaded_after_it_commits(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    load()
+    late, early = sorted(destination_rows(warehouse))[:2]
+    # Session A updates a product (the trigger stamps T1) and keeps its transaction open.
+    session_a = psycopg2.connect(postgres_server.dsn.replace("+psycopg2", ""))
+    try:
+        with session_a.cursor() as cur:
+            cur.execute("select now()")
+            a_started = cur.fetchone()[0]
+            cur.execute("update products set price = 4321.00 where id = %s returning updated_at", (late,))
+            t1 = cur.fetchone()[0]
+        # Session B updates another product (T2 > T1) and commits.
+        catalogue.update_products([early])
+        load()
+        assert destination_rows(warehouse)[early]["price"] == source_rows(postgres_server.dsn)[early]["price"]
+        # The stored cursor stays at or before A's start, although B's row is newer.
+        assert _cursor() <= a_started <= t1
+        load()  # a second run while A is still open: still before A's start
+        assert _cursor() <= a_started
+        session_a.commit()
+    finally:
+        session_a.close()
+    load()
+    assert destination_rows(warehouse)[late]["price"] == Decimal("4321.00")
+    assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+    # With no transaction open the cursor moves on to the newest row again.
+    load()
+    assert _cursor() == max(r["updated_at"] for r in source_rows(postgres_server.dsn).values())
+
+
+def test_a_transaction_that_writes_late_stamped_with_its_start_is_loaded(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    # A trigger stamping now() gives every row the transaction's *start* time, however late the row
+    # is written: a transaction open (not yet writing) during two runs must still be caught.
+    load()
+    target = sorted(destination_rows(warehouse))[5]
+    session_a = psycopg2.connect(postgres_server.dsn.replace("+psycopg2", ""))
+    try:
+        with session_a.cursor() as cur:
+            cur.execute("select now()")  # the transaction starts here and has written nothing
+            catalogue.update_products(10)
+            load()
+            load()
+            cur.execute("select set_config('sandbox.freeze_updated_at', 'on', true)")
+            cur.execute("update products set stock = 777, updated_at = now() where id = %s", (target,))
+        session_a.commit()
+    finally:
+        session_a.close()
+    load()
+    assert destination_rows(warehouse)[target]["stock"] == 777
+    assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+
+
+def test_without_pg_read_all_stats_the_run_fails_at_once_naming_the_grant(
+    catalogue: CatalogueMutator,
+    postgres_server: PostgresServer,
+    warehouse: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    postgres_server.set_reader_sees_all_sessions(False)
+    try:
+        with pytest.raises(ConfigurationError) as caught:
+            load()
+        message = str(caught.value)
+        assert "GRANT pg_read_all_stats TO shop_reader" in message
+        assert "sources.products.late_commit_guard" in message
+        assert not warehouse.exists() or not destination_tables(warehouse)
+        # Switched off on purpose, the run loads (and may miss late commits, as documented).
+        monkeypatch.setenv("SOURCES__PRODUCTS__LATE_COMMIT_GUARD", "false")
+        load()
+        assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+    finally:
+        postgres_server.set_reader_sees_all_sessions(True)
+
+
+def destination_tables(warehouse: Path) -> set[str]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'products'"
+            ).fetchall()
+        }
+
+
+# --- issue 11.7 (products): a NULL cursor is loaded, not a retried failure -----------------------
+
+
+def _null_cursor(postgres_server: PostgresServer, ids: list[int], **changes: object) -> None:
+    sets = ", ".join([f"{column} = %s" for column in changes] + ["updated_at = NULL"])
+    with psycopg2.connect(postgres_server.dsn.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
+        cur.execute(f"update products set {sets} where id = any(%s)", (*changes.values(), ids))
+    conn.close()
+
+
+def test_rows_with_a_null_cursor_are_loaded_and_read_again_until_stamped(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    with psycopg2.connect(postgres_server.dsn.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
+        cur.execute("alter table products alter column updated_at drop not null")
+        cur.execute("select id from products where deleted_at is null order by id limit 3")
+        nulls = [int(r[0]) for r in cur.fetchall()]
+    conn.close()
+    _null_cursor(postgres_server, nulls)
+    first = load()  # before: PipelineError "...has value None..." retried four times
+    assert first.row_counts["products"] >= len(nulls)
+    assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+    assert all(destination_rows(warehouse)[i]["updated_at"] is None for i in nulls)
+    trace = products_pipeline.pipeline().last_trace
+    extract_metrics = next(iter(trace.last_extract_info.metrics.values()))[0]
+    assert extract_metrics["resource_metrics"]["products"].custom_metrics["rows_without_cursor"] == len(nulls)
+
+    # A row that loses its cursor after the first load, with a new value, arrives too: every run
+    # reads the NULL-cursor rows again (`OR updated_at IS NULL`).
+    later = sorted(set(destination_rows(warehouse)) - set(nulls))[0]
+    _null_cursor(postgres_server, [later], stock=4242)
+    again = load()
+    assert again.row_counts["products"] >= len(nulls) + 1
+    assert destination_rows(warehouse)[later]["stock"] == 4242
+    # Once the application stamps them, they are ordinary rows.
+    catalogue.update_products([*nulls, later])
+    load()
+    assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+    assert all(destination_rows(warehouse)[i]["updated_at"] is not None for i in [*nulls, later])
+
+
+# --- issue 11.5: rows deleted physically upstream are removed by a key reconciliation -------------
+
+
+def _delete_physically(postgres_server: PostgresServer, ids: list[int]) -> None:
+    with psycopg2.connect(postgres_server.dsn.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
+        cur.execute("delete from products where id = any(%s)", (ids,))
+        assert cur.rowcount == len(ids)
+    conn.close()
+
+
+def test_physically_deleted_rows_are_removed_every_n_runs(
+    catalogue: CatalogueMutator,
+    postgres_server: PostgresServer,
+    warehouse: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOURCES__PRODUCTS__RECONCILE_EVERY_RUNS", "2")
+    monkeypatch.setenv("SOURCES__PRODUCTS__RECONCILE_CHUNK_SIZE", "300")  # several chunks
+    first = load()
+    assert first.reconciled_deletes == {"categories": 0, "products": 0}  # a new working dir: due at once
+    live = sorted(destination_rows(warehouse))
+    # Spread over chunk boundaries: the first and last ids, and some in between.
+    gone = [live[0], live[1], live[299], live[300], live[len(live) // 2], live[-1]]
+    _delete_physically(postgres_server, gone)
+    second = load()
+    assert second.reconciled_deletes is None  # one run since the last reconciliation: not yet due
+    assert set(gone) <= set(destination_rows(warehouse))
+    third = load()
+    assert third.reconciled_deletes == {"categories": 0, "products": len(gone)}
+    assert any("key reconciliation" in line and f"products {len(gone)}" in line for line in third.lines())
+    assert not set(gone) & set(destination_rows(warehouse))
+    assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+
+
+def test_reconciliation_that_would_empty_the_table_deletes_nothing(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    load()
+    before = destination_rows(warehouse)
+    ids = sorted(source_rows(postgres_server.dsn))
+    _delete_physically(postgres_server, ids[: int(len(ids) * 0.6)])
+    with pytest.raises(ReconciliationRefusedError) as caught:
+        LoadSummary.from_load_info(products_pipeline.run(reconcile=True))
+    assert isinstance(caught.value, PermanentPipelineError)
+    assert "reconcile_max_delete_fraction" in str(caught.value)
+    assert destination_rows(warehouse).keys() == before.keys()
