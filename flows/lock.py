@@ -8,13 +8,24 @@ pipeline (the scheduled one and a manual full refresh, say).
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
 
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect import get_run_logger
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, VariableCreate, VariableUpdate
+from prefect.client.schemas.objects import ConcurrencyLeaseHolder, FlowRun
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.exceptions import MissingContextError, ObjectAlreadyExists, ObjectNotFound
+from prefect.runtime import flow_run as flow_run_runtime
 
 from utils.errors import PermanentPipelineError
 
@@ -22,12 +33,91 @@ from utils.errors import PermanentPipelineError
 # alerts). Longer than any normal run, full refreshes included, shorter than a day of schedules.
 PIPELINE_LOCK_TIMEOUT_SECONDS = 3 * 60 * 60
 # The holder renews its lease while it runs; a slot whose holder died (or failed to release it)
-# frees itself after this long - Prefect's minimum, so a lost slot never blocks a pipeline for long.
+# while the server kept its lease frees itself after this long - Prefect's minimum.
 PIPELINE_LOCK_LEASE_SECONDS = 60
+# A waiting run looks at who holds the slot this often (and at the end of its wait).
+PIPELINE_LOCK_CHECK_SECONDS = 20.0
+# A slot must look orphaned on two looks this far apart before it is freed: a new holder records
+# itself within milliseconds of taking the slot, so it is never mistaken for the dead one.
+ORPHAN_CONFIRM_SECONDS = 3.0
+# A taken slot with no holder on record at all (a holder from before holders were recorded) is
+# freed after this long: longer than any lease, so a live holder's lease would have expired too.
+UNRECORDED_HOLDER_GRACE_SECONDS = 3 * PIPELINE_LOCK_LEASE_SECONDS
+
+_log = logging.getLogger(__name__)
 
 
 class PipelineBusyError(PermanentPipelineError):
     """Another run of the same pipeline held its lock for longer than this run was willing to wait."""
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a pipeline's lock, as its holder recorded it in the Prefect variable `lock_record_name`.
+
+    Attributes:
+        flow_run_id: The holder's flow run, or None for a holder outside any flow run (a script).
+        host: The holder's machine.
+        pid: The holder's process.
+        since: When it took the lock (UTC, ISO 8601).
+        token: Unique to this taking of the lock.
+    """
+
+    flow_run_id: str | None
+    host: str
+    pid: int
+    since: str
+    token: str = ""
+
+    def as_value(self) -> dict[str, str | int | None]:
+        """The record as the variable's JSON value."""
+        return {
+            "flow_run_id": self.flow_run_id,
+            "host": self.host,
+            "pid": self.pid,
+            "since": self.since,
+            "token": self.token,
+        }
+
+    @classmethod
+    def from_value(cls, value: object) -> LockHolder | None:
+        """The record from the variable's value; None for anything that is not one."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            return cls(
+                flow_run_id=value.get("flow_run_id"),
+                host=str(value["host"]),
+                pid=int(value["pid"]),
+                since=str(value["since"]),
+                token=str(value.get("token", "")),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class LockStatus:
+    """What a waiting run found when it looked at the lock."""
+
+    free: bool
+    holder: LockHolder | None
+    # The holder's flow run as Prefect has it (None when the holder has none, or it is deleted).
+    holder_run: FlowRun | None
+    # Why the taken slot belongs to nobody, or None when its holder may still be running.
+    orphaned_because: str | None
+
+    def describe_holder(self) -> str:
+        """The holder in words, for the busy error and the logs."""
+        if self.holder is None:
+            return "a holder that did not record itself"
+        if self.holder_run is not None:
+            state = self.holder_run.state.name if self.holder_run.state else "no state"
+            return (
+                f"flow run '{self.holder_run.name}' ({self.holder_run.id}, {state}), holding it since "
+                f"{self.holder.since}"
+            )
+        return f"a process outside any flow run (pid {self.holder.pid} on {self.holder.host}) since {self.holder.since}"
 
 
 @contextmanager
@@ -35,8 +125,19 @@ def pipeline_lock(pipeline_name: str, timeout_seconds: float | None = None) -> I
     """Hold the pipeline's one-slot Prefect global concurrency limit for the duration of the block.
 
     Two runs of one pipeline would share its dlt working directory and state and corrupt both. The
-    slot is a lease that the holder renews; if its process dies, the slot frees itself within the
-    lease duration (a minute), so a crash never blocks the pipeline for good.
+    slot is a lease that the holder renews; if its process dies while the server keeps the lease,
+    the slot frees itself within the lease duration (a minute).
+
+    A Prefect server restart can lose the lease (the default lease storage is in memory) while the
+    slot stays counted in the database: nothing would ever free it. So the holder also records
+    itself - its flow run, machine, process and start time - in the Prefect variable
+    `pipeline_lock__<name>`, and a run that finds the slot taken looks at that record every
+    `PIPELINE_LOCK_CHECK_SECONDS`. The slot is an orphan when its holder's flow run has ended
+    (Completed, Failed, Crashed, Cancelled) or no longer exists, when the holder is an earlier try
+    of the waiting run's own flow run (a task retry), or when it is taken with no record for longer
+    than any lease; seen so twice, `ORPHAN_CONFIRM_SECONDS` apart, the waiting run frees it, logs a
+    warning naming the dead holder and takes the lock. A holder outside any flow run cannot be
+    checked and is waited for.
 
     Args:
         pipeline_name: The dlt pipeline name; the limit is `pipeline-<name>`.
@@ -44,35 +145,182 @@ def pipeline_lock(pipeline_name: str, timeout_seconds: float | None = None) -> I
             `PIPELINE_LOCK_TIMEOUT_SECONDS`.
 
     Raises:
-        PipelineBusyError: The slot stayed taken for the whole wait (a stuck run: see its logs).
+        PipelineBusyError: A live holder kept the slot for the whole wait; the message names it.
     """
     limit_name = lock_name(pipeline_name)
     timeout = PIPELINE_LOCK_TIMEOUT_SECONDS if timeout_seconds is None else timeout_seconds
     _ensure_lock(limit_name)
+    started = time.monotonic()
+    deadline = started + timeout
+    unrecorded_since: float | None = None
+    suspect: LockStatus | None = None
     with ExitStack() as stack:
-        try:
-            stack.enter_context(
-                concurrency(
-                    limit_name,
-                    occupy=1,
-                    timeout_seconds=timeout,
-                    lease_duration=PIPELINE_LOCK_LEASE_SECONDS,
-                    strict=True,
+        while True:
+            wait = max(1.0, min(PIPELINE_LOCK_CHECK_SECONDS, deadline - time.monotonic()))
+            try:
+                stack.enter_context(
+                    concurrency(
+                        limit_name,
+                        occupy=1,
+                        timeout_seconds=wait,
+                        lease_duration=PIPELINE_LOCK_LEASE_SECONDS,
+                        strict=True,
+                        holder=_lease_holder(),
+                    )
                 )
-            )
-        except TimeoutError as exc:
-            raise PipelineBusyError(
-                f"Pipeline '{pipeline_name}': another run held the lock '{limit_name}' for the "
-                f"{timeout:.0f} seconds this run waits, so it did not start. Find the running flow run "
-                f"of '{pipeline_name}' in Prefect; if it is stuck, cancel it (the slot frees itself "
-                "within a minute of its process ending)."
-            ) from exc
+                break
+            except TimeoutError as exc:
+                status = inspect_lock(pipeline_name)
+                if status.free:
+                    unrecorded_since = suspect = None
+                    continue
+                if status.holder is None:
+                    unrecorded_since = unrecorded_since or time.monotonic()
+                    if time.monotonic() - unrecorded_since >= UNRECORDED_HOLDER_GRACE_SECONDS:
+                        status = replace(
+                            status,
+                            orphaned_because=(
+                                f"the slot has been taken for over {UNRECORDED_HOLDER_GRACE_SECONDS:.0f} s "
+                                "with no holder on record"
+                            ),
+                        )
+                else:
+                    unrecorded_since = None
+                if status.orphaned_because is not None:
+                    if suspect is not None and suspect.holder == status.holder:
+                        _free_orphaned_slot(pipeline_name, status)
+                        suspect = None
+                        continue
+                    suspect = status
+                    time.sleep(ORPHAN_CONFIRM_SECONDS)
+                    continue
+                suspect = None
+                if time.monotonic() >= deadline:
+                    raise PipelineBusyError(
+                        f"Pipeline '{pipeline_name}' did not start: its lock '{limit_name}' is held by "
+                        f"{status.describe_holder()}, and this run waited {timeout:.0f} s for it. "
+                        "If that run is stuck, cancel it in Prefect; the lock is free for the next run as "
+                        "soon as that run has ended."
+                    ) from exc
+        me = LockHolder(
+            flow_run_id=flow_run_runtime.get_id(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            since=datetime.now(UTC).isoformat(timespec="seconds"),
+            token=uuid4().hex,
+        )
+        # Left in place when the lock is released: the next holder overwrites it, and a waiter only
+        # reads it while the slot is taken - then it names the holder, or the dead one to free.
+        _write_record(pipeline_name, me)
         yield
 
 
 def lock_name(pipeline_name: str) -> str:
     """Name of the global concurrency limit that serialises runs of `pipeline_name`."""
     return f"pipeline-{pipeline_name}"
+
+
+def lock_record_name(pipeline_name: str) -> str:
+    """Name of the Prefect variable in which the lock's holder records itself."""
+    return "pipeline_lock__" + "".join(c if c.isalnum() else "_" for c in pipeline_name.lower())
+
+
+def inspect_lock(pipeline_name: str) -> LockStatus:
+    """Whether the pipeline's lock is free, who holds it, and whether that holder still exists.
+
+    Args:
+        pipeline_name: The dlt pipeline name.
+
+    Returns:
+        The lock's status.
+    """
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(lock_name(pipeline_name))
+        if limit.active_slots < limit.limit:
+            return LockStatus(free=True, holder=None, holder_run=None, orphaned_because=None)
+        variable = client.read_variable_by_name(lock_record_name(pipeline_name))
+        holder = LockHolder.from_value(variable.value) if variable is not None else None
+        if holder is None or holder.flow_run_id is None:
+            return LockStatus(free=False, holder=holder, holder_run=None, orphaned_because=None)
+        if holder.flow_run_id == flow_run_runtime.get_id():
+            # Our flows run one load task at a time: a slot held in this flow run's name while it
+            # waits was taken by an earlier try of its task (a retry) that ended without releasing it.
+            return LockStatus(
+                free=False,
+                holder=holder,
+                holder_run=None,
+                orphaned_because=(
+                    f"it was taken at {holder.since} by an earlier try of this same flow run "
+                    f"({holder.flow_run_id}), which ended without releasing it (a Prefect server restart "
+                    "loses the lease that would have freed it)"
+                ),
+            )
+        try:
+            run = client.read_flow_run(UUID(holder.flow_run_id))
+        except (ObjectNotFound, ValueError):
+            return LockStatus(
+                free=False,
+                holder=holder,
+                holder_run=None,
+                orphaned_because=f"its holder, flow run {holder.flow_run_id}, no longer exists",
+            )
+    state = run.state
+    if state is None or not state.is_final():
+        return LockStatus(free=False, holder=holder, holder_run=run, orphaned_because=None)
+    return LockStatus(
+        free=False,
+        holder=holder,
+        holder_run=run,
+        orphaned_because=(
+            f"its holder, flow run '{run.name}' ({run.id}), ended {state.name} at "
+            f"{state.timestamp.isoformat(timespec='seconds') if state.timestamp else 'an unknown time'} "
+            "without releasing it (a Prefect server restart loses the lease that would have freed it)"
+        ),
+    )
+
+
+def _free_orphaned_slot(pipeline_name: str, status: LockStatus) -> None:
+    """Give back the slot of a holder that no longer exists, and forget its record."""
+    message = f"Pipeline '{pipeline_name}': freeing the lock '{lock_name(pipeline_name)}': {status.orphaned_because}."
+    _logger().warning(message)
+    with get_client(sync_client=True) as client:
+        client.release_concurrency_slots(names=[lock_name(pipeline_name)], slots=1, occupancy_seconds=1.0)
+        if status.holder is not None:
+            _delete_record_if(client, pipeline_name, status.holder)
+
+
+def _lease_holder() -> ConcurrencyLeaseHolder | None:
+    # Shown with the lease on the server; the flow run is what an operator looks for.
+    flow_run_id = flow_run_runtime.get_id()
+    return ConcurrencyLeaseHolder(type="flow_run", id=UUID(flow_run_id)) if flow_run_id else None
+
+
+def _write_record(pipeline_name: str, holder: LockHolder) -> None:
+    name = lock_record_name(pipeline_name)
+    with get_client(sync_client=True) as client:
+        if client.read_variable_by_name(name) is None:
+            with suppress(ObjectAlreadyExists):
+                client.create_variable(
+                    VariableCreate(name=name, value=holder.as_value(), tags=["data-pipelines"])
+                )
+                return
+        client.update_variable(VariableUpdate(name=name, value=holder.as_value()))
+
+
+def _delete_record_if(client: SyncPrefectClient, pipeline_name: str, holder: LockHolder) -> None:
+    """Delete the lock record if it still names `holder` (not a newer holder's)."""
+    name = lock_record_name(pipeline_name)
+    variable = client.read_variable_by_name(name)
+    if variable is not None and LockHolder.from_value(variable.value) == holder:
+        with suppress(ObjectNotFound):
+            client.delete_variable_by_name(name)
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[Any]:
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return _log
 
 
 def _ensure_lock(limit_name: str) -> None:

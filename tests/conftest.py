@@ -56,6 +56,10 @@ def isolated_dlt(tmp_path: Path, warehouse: Path, monkeypatch: pytest.MonkeyPatc
         context.deactivate()
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
     monkeypatch.setenv("DLT__DESTINATION", "duckdb")
+    # Unset, the environment is `local` (DuckDB only); tests that remove DLT__DESTINATION to load
+    # into a pipeline's production destination (fakesnow, moto's S3) get it, with the vault off.
+    monkeypatch.setenv("DLT__ENVIRONMENT", "production")
+    monkeypatch.setenv("VAULT__ENABLED", "false")
     monkeypatch.setenv("LOCAL__DUCKDB_PATH", str(warehouse))
     monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "3")
     monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.05")

@@ -20,31 +20,53 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import pkgutil
+import re
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from dlt.common.configuration.exceptions import ConfigFieldMissingException, LookupTraces
 from dlt.common.configuration.inject import get_fun_spec
 from dlt.common.configuration.providers.provider import EXPLICIT_VALUES_PROVIDER_NAME
+from dlt.common.configuration.providers.toml import TomlProviderReadException
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.configuration.specs.base_configuration import is_secret_hint
 from dlt.common.configuration.utils import ResolvedValueTrace, get_resolved_traces
 from dlt.extract.decorators import DltSourceFactoryWrapper
 
-from utils.environments import ENVIRONMENT_VARIABLE, Environment, apply_environment, selected_environment
+from utils.destinations import prepare_destination
+from utils.environments import (
+    ENVIRONMENT_VARIABLE,
+    Environment,
+    apply_environment,
+    environment_is_default,
+    selected_environment,
+)
 from utils.errors import PipelineError
-from utils.snowflake_keys import check_private_key
 from utils.vault_provider import PROVIDER_NAME, VaultSettings, register_vault_provider, vault_settings
 
 OK = "ok"
 MISSING = "MISSING"
+ROLE = "role"
+ROLE_ORIGIN = (
+    "not set: at run time boto3's credential chain must supply it (the worker's IAM role); "
+    "none was found on this machine"
+)
+# Keys of dlt's AwsCredentials that boto3's chain (an instance or task role) replaces.
+_AWS_KEYS_FROM_ROLE = (
+    "destination.filesystem.credentials.aws_access_key_id",
+    "destination.filesystem.credentials.aws_secret_access_key",
+)
+_log = logging.getLogger(__name__)
 # dlt's `pipelines_dir` setting (PipelineConfiguration), looked up without sections last.
 _PIPELINES_DIR = "PIPELINES_DIR"
 
@@ -58,12 +80,14 @@ class Setting:
         origin: Where it resolved, e.g. `environment variable SOURCES__...`; empty when missing.
         secret: Whether dlt treats it as a secret.
         missing: True when a required key did not resolve.
+        role: True for AWS keys left to boto3's chain (the worker's IAM role); not missing.
     """
 
     key: str
     origin: str = ""
     secret: bool = False
     missing: bool = False
+    role: bool = False
 
 
 @dataclass
@@ -131,6 +155,13 @@ def check_pipeline(name: str) -> PipelineCheck:
         _check_destination(pipeline, result)
     except PipelineError as exc:  # our errors never carry a value
         result.errors.append(str(exc))
+    except Exception as exc:  # reported, never a traceback; the text may carry a value, so not shown
+        _log.debug("check of %s failed", name, exc_info=True)
+        result.errors.append(
+            f"unexpected {type(exc).__module__}.{type(exc).__name__} while resolving the settings "
+            "(its text is not shown, as it may contain a value); run "
+            f'`python -c "from pipelines.{name} import run; run()"` with RUNTIME__LOG_LEVEL=DEBUG to see it.'
+        )
     resolved = [_setting(trace) for trace in traces.resolved_traces if _belongs(trace, result)]
     # dlt does not trace explicit values: add what the environment pins (see make_pipeline).
     if environment is not None and result.destination != "?":
@@ -182,13 +213,19 @@ def _check_source(module: ModuleType, result: PipelineCheck) -> None:
 
 
 def _check_destination(pipeline: Any, result: PipelineCheck) -> None:
+    # The run's own code path (utils.destinations.prepare_destination): a key or a credential form
+    # is accepted here exactly when the run accepts it.
     try:
-        client = pipeline.destination_client()
+        prepare_destination(pipeline)
     except ConfigFieldMissingException as exc:
         prefix = f"destination.{result.destination}"
-        result.settings += [Setting(key, missing=True) for key in _missing(exc.traces, prefix)]
-        return
-    check_private_key(getattr(client.config, "credentials", None))
+        missing = _missing(exc.traces, prefix)
+        if result.destination == "filesystem" and set(missing) <= set(_AWS_KEYS_FROM_ROLE):
+            # dlt found no AWS keys and no credentials in boto3's chain *here*; on a worker the
+            # chain finds its IAM role (README), so this is a note, not a missing secret.
+            result.settings += [Setting(key, origin=ROLE_ORIGIN, role=True) for key in missing]
+            return
+        result.settings += [Setting(key, missing=True) for key in missing]
 
 
 def _missing(traces: dict[str, Any], path: str) -> list[str]:
@@ -229,12 +266,43 @@ def _setting(trace: ResolvedValueTrace) -> Setting:
     return Setting(key, origin=origin, secret=is_secret_hint(trace.hint))
 
 
+def describe_toml_error(exc: TomlProviderReadException) -> str:
+    """Which `.dlt` TOML file is malformed and where, never any of its text (it holds secrets).
+
+    Args:
+        exc: dlt's error from reading its TOML providers' files.
+
+    Returns:
+        E.g. "`.dlt/secrets.toml` is not valid TOML: line 2, column 19. ...".
+    """
+    for name in exc.full_paths:
+        path = Path(name)
+        if not path.is_file():
+            continue
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as error:
+            # Only the position: the parser's text may quote a character of the value.
+            position = re.search(r"line (\d+), column (\d+)", str(error))
+            where = f"line {position[1]}, column {position[2]}" if position else "(no position given)"
+            return (
+                f"{path} is not valid TOML: {where}. Fix that line (an unclosed quote or bracket, a "
+                "missing `=`, a key given twice); the file's text is not shown, as it may hold secrets."
+            )
+        except (OSError, UnicodeDecodeError):
+            return f"{path} cannot be read as UTF-8 text; check its encoding and permissions."
+    return f"one of dlt's {exc.file_name} files ({', '.join(exc.full_paths)}) is not valid TOML."
+
+
 def describe_environment(environment: Environment | None, settings: VaultSettings) -> str:
     """One line on what applies: the environment, and whether and where the vault is read."""
     where = (
-        f"environment: {environment.name} ({ENVIRONMENT_VARIABLE})"
+        f"environment: {environment.name} (the default: {ENVIRONMENT_VARIABLE} is not set, so nothing "
+        "loads into production; set it to production on the work pool, ci in CI)"
+        if environment is not None and environment_is_default()
+        else f"environment: {environment.name} ({ENVIRONMENT_VARIABLE})"
         if environment
-        else f"environment: none ({ENVIRONMENT_VARIABLE} not set: production destinations, no pinned database)"
+        else f"environment: none ({ENVIRONMENT_VARIABLE} not set)"
     )
     vault = (
         f"AWS Secrets Manager: on, secrets {settings.prefix}/sources/<name> and "
@@ -252,7 +320,7 @@ def render(checks: Sequence[PipelineCheck], header: str) -> str:
     for check in checks:
         lines.append(f"{check.name} -> {check.destination}, dataset {check.dataset}")
         for setting in check.settings:
-            status = MISSING if setting.missing else OK
+            status = MISSING if setting.missing else ROLE if setting.role else OK
             kind = "secret" if setting.secret else ""
             lines.append(f"  {status:<8} {setting.key:<{width}} {kind:<6} {setting.origin}".rstrip())
         lines += [f"  ERROR    {error}" for error in check.errors]
@@ -290,12 +358,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         environment = selected_environment()
         settings = vault_settings()
         register_vault_provider()
-        names = args.pipelines or pipeline_names()
-        unknown = sorted(set(names) - set(pipeline_names()))
+        valid = pipeline_names()
+        names = args.pipelines or valid
+        unknown = sorted(set(names) - set(valid))
         if unknown:
-            print(f"error: no such pipeline: {', '.join(unknown)}", file=sys.stderr)
+            print(
+                f"error: no such pipeline: {', '.join(unknown)}. The pipelines are: {', '.join(valid)}.",
+                file=sys.stderr,
+            )
             return 1
         checks = [check_pipeline(name) for name in names]
+    except TomlProviderReadException as exc:
+        print(f"error: {describe_toml_error(exc)}", file=sys.stderr)
+        return 1
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

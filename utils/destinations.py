@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import dlt
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
+    ConfigurationValueError,
     InvalidNativeValue,
     LookupTraces,
 )
@@ -36,7 +37,7 @@ from dlt.sources import DltResource, DltSource
 
 from utils.environments import apply_environment, environment_destination
 from utils.errors import ConfigurationError, DestinationRejectedError, PipelineError, SchemaDriftError
-from utils.snowflake_keys import check_private_key
+from utils.snowflake_keys import normalise_credentials
 from utils.sql_connection import ENCODE_HINT, refuse_ambiguous_url
 from utils.vault_provider import describe_missing, register_vault_provider
 
@@ -150,13 +151,11 @@ def check_destination(pipeline: dlt.Pipeline) -> None:
         pipeline: The pipeline to check.
 
     Raises:
-        ConfigurationError: Lists every missing key, where to put it, and the local alternative.
+        ConfigurationError: Lists every missing key, where to put it, and the local alternative; or
+            names a setting whose value cannot be used (a malformed key, a wrong passphrase).
     """
-    destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
-    credentials_key = f"destination.{destination_type}.credentials"
-    refuse_ambiguous_url(dlt.secrets.get(credentials_key), credentials_key)
     try:
-        client = pipeline.destination_client()
+        prepare_destination(pipeline)
     except ConfigFieldMissingException as exc:
         destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
         missing = _missing_keys(exc, f"destination.{destination_type}")
@@ -167,28 +166,99 @@ def check_destination(pipeline: dlt.Pipeline) -> None:
             f"set the environment variables {env_names}, or enable the AWS Secrets Manager provider. "
             "To run locally without a warehouse, set DLT__DESTINATION=duckdb." + describe_missing(missing)
         ) from None
+
+
+def prepare_destination(pipeline: dlt.Pipeline) -> Any:
+    """Resolve the destination's configuration exactly as the run will use it, and pin it.
+
+    The one code path by which `./dev check-config` (utils.check) and every run (`check_destination`
+    in `run_pipeline`) read destination credentials. A Snowflake private key is decoded here in any
+    accepted form and put back in the canonical form dlt's strict decoder reads
+    (`utils.snowflake_keys.normalise_credentials`); the resolved credentials are then handed to the
+    pipeline's destination as explicit values, so the load connects with exactly what was checked.
+
+    Args:
+        pipeline: The pipeline whose destination to resolve.
+
+    Returns:
+        The resolved destination client configuration.
+
+    Raises:
+        ConfigFieldMissingException: Required keys did not resolve (dlt's, with the lookup traces).
+        ConfigurationError: A value cannot be used; names the setting, never its value.
+    """
+    destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
+    section = f"destination.{destination_type}.credentials"
+    refuse_ambiguous_url(dlt.secrets.get(section), section)
+    try:
+        client = pipeline.destination_client()
+    except ConfigFieldMissingException:
+        raise
     except InvalidNativeValue as exc:
         # The parser's own error quotes the part of the value it choked on - possibly a password.
-        destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
         raise ConfigurationError(
-            f"Pipeline '{pipeline.pipeline_name}': `destination.{destination_type}.credentials` does not "
-            f"parse as a {exc.spec.__name__}. {ENCODE_HINT}"
+            f"Pipeline '{pipeline.pipeline_name}': `{section}` does not parse as a {exc.spec.__name__}. "
+            f"{ENCODE_HINT}"
         ) from None
-    credentials = client.config.credentials
+    except ConfigurationValueError as exc:
+        # dlt's own checks of a resolved value, e.g. Snowflake's "requires `username` and
+        # `password`" for partial credentials. Its text is not repeated: some carry the value.
+        raise ConfigurationError(_incomplete_credentials(pipeline.pipeline_name, section, str(exc))) from None
+    except ValueError:
+        # dlt reads `private_key_path` while resolving and raises a bare ValueError if it cannot.
+        raise ConfigurationError(
+            f"Pipeline '{pipeline.pipeline_name}': {section}.private_key_path cannot be read as a "
+            "private key file (PEM text); check the path and the file's permissions."
+        ) from None
+    config = client.config
+    credentials = getattr(config, "credentials", None)
     # A Snowflake URL with an unencoded password puts the rest of the password into the account
     # (host); the connector would then quote it in "cannot connect to <host>" errors.
     host = getattr(credentials, "host", None)
-    if (
-        pipeline.destination.destination_name == "snowflake"
-        and host
-        and not _SNOWFLAKE_ACCOUNT.match(str(host))
-    ):
+    if destination_type == "snowflake" and host and not _SNOWFLAKE_ACCOUNT.match(str(host)):
         raise ConfigurationError(
             f"Pipeline '{pipeline.pipeline_name}': `destination.snowflake.credentials` (the account or "
             f"database) does not parse. {ENCODE_HINT}"
         )
-    # A malformed Snowflake private key or wrong passphrase, named now rather than at connect time.
-    check_private_key(credentials)
+    if destination_type == "duckdb":
+        _refuse_file_named_like_dataset(pipeline, getattr(credentials, "database", None))
+    if normalise_credentials(credentials):
+        pipeline.destination.config_params["credentials"] = credentials
+    return config
+
+
+def _refuse_file_named_like_dataset(pipeline: dlt.Pipeline, database: str | None) -> None:
+    """Refuse a DuckDB file whose name is one of the pipeline's datasets (`hubspot.duckdb`).
+
+    DuckDB names the catalog of an attached file after its stem, so a schema of the same name makes
+    every unqualified reference ambiguous ("Ambiguous reference to catalog or schema") and every
+    load fails. The dataset and dlt's staging dataset (`<dataset>_staging`) both count.
+    """
+    if not database or database == ":memory:":
+        return
+    stem = Path(database).stem.lower()
+    dataset = pipeline.dataset_name.lower()
+    if stem in (dataset, f"{dataset}_staging"):
+        raise ConfigurationError(
+            f"Pipeline '{pipeline.pipeline_name}': the DuckDB file '{Path(database).name}' is named like its "
+            f"dataset '{stem}', which DuckDB cannot tell apart (\"Ambiguous reference to catalog or "
+            'schema"). Give the file another name in local.duckdb_path (LOCAL__DUCKDB_PATH) or '
+            "destination.duckdb.credentials, e.g. warehouse.duckdb."
+        )
+
+
+def _incomplete_credentials(pipeline_name: str, section: str, dlt_message: str) -> str:
+    if "username" in dlt_message and "password" in dlt_message:
+        needed = (
+            f"{section}.username and either {section}.private_key (key-pair authentication, as SVC_DLT "
+            f"uses) or {section}.password"
+        )
+    else:
+        needed = f"every key of {section} its authentication method needs"
+    return (
+        f"Pipeline '{pipeline_name}': {section} are incomplete or inconsistent: set {needed}. "
+        "To run locally without a warehouse, set DLT__DESTINATION=duckdb."
+    )
 
 
 def _missing_keys(exc: ConfigFieldMissingException, prefix: str) -> list[str]:

@@ -17,9 +17,13 @@ Every key can be overridden by an environment variable named after its path, e.g
 environment, then the pipeline's production destination - so `DLT__DESTINATION=duckdb` works
 exactly as it always has, in any environment.
 
-With `DLT__ENVIRONMENT` unset no environment applies: pipelines load into their production
-destination with whatever credentials are configured, and the vault is off unless `VAULT__ENABLED`
-says otherwise. CI sets `DLT__ENVIRONMENT=ci`, the production work pool `DLT__ENVIRONMENT=production`.
+With `DLT__ENVIRONMENT` unset the environment is `local` (`DEFAULT_ENVIRONMENT`): everything loads
+into the local DuckDB file and the vault is off. Loading into a production destination (Snowflake,
+the S3 landing bucket) takes a deliberate setting - `DLT__ENVIRONMENT=production` (the Prefect work
+pool), `ci` (CI), or naming the destination itself with `DLT__DESTINATION=snowflake` - so a laptop,
+a script or a test with production credentials lying around never loads into production by
+accident. Where the environment says production, each pipeline's own destination
+(`destination="snowflake"`) applies as before.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from utils.errors import ConfigurationError
 ENVIRONMENT_KEY = "dlt.environment"
 ENVIRONMENT_VARIABLE = "DLT__ENVIRONMENT"
 ENVIRONMENTS = ("local", "ci", "production")
+# What applies when DLT__ENVIRONMENT is unset: never a production destination by accident.
+DEFAULT_ENVIRONMENT = "local"
 SECTION = "environments"
 
 # Snowflake session settings an environment may pin (fields of dlt's `SnowflakeCredentials`).
@@ -77,15 +83,15 @@ class Environment:
         return {key: value for key in SNOWFLAKE_SESSION_KEYS if (value := getattr(self, key))}
 
 
-def selected_environment_name() -> str | None:
-    """Return the environment named by `DLT__ENVIRONMENT`, or None when it is not set.
+def selected_environment_name() -> str:
+    """Return the environment named by `DLT__ENVIRONMENT`, `DEFAULT_ENVIRONMENT` (local) when unset.
 
     Raises:
         ConfigurationError: The name is not one of `ENVIRONMENTS`.
     """
     name = (dlt.config.get(ENVIRONMENT_KEY, str) or "").strip().lower()
     if not name:
-        return None
+        return DEFAULT_ENVIRONMENT
     if name not in ENVIRONMENTS:
         raise ConfigurationError(
             f"{ENVIRONMENT_VARIABLE}={name!r} is not an environment of this project; use one of "
@@ -135,10 +141,14 @@ def load_environment(name: str) -> Environment:
     return environment
 
 
-def selected_environment() -> Environment | None:
-    """Return the environment `DLT__ENVIRONMENT` selects, or None when it is not set."""
-    name = selected_environment_name()
-    return load_environment(name) if name else None
+def selected_environment() -> Environment:
+    """Return the environment `DLT__ENVIRONMENT` selects (`local` when it is not set)."""
+    return load_environment(selected_environment_name())
+
+
+def environment_is_default() -> bool:
+    """Whether `DLT__ENVIRONMENT` is unset, so that `DEFAULT_ENVIRONMENT` applies."""
+    return not (dlt.config.get(ENVIRONMENT_KEY, str) or "").strip()
 
 
 def environment_destination() -> str | None:

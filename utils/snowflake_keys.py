@@ -10,10 +10,15 @@ PKCS#8 DER bytes; the passphrase itself never reaches the connector. The key may
   variables that mangle newlines;
 * base64 of the DER key.
 
-dlt decodes the key only when it connects, and its error names neither the setting nor the cause
-in words a person acts on. `check_private_key` decodes it the same way up front (`run_pipeline`
-calls it through `check_destination`) and says which setting is wrong and how - never printing
-any part of the key or the passphrase.
+dlt decodes the key only when it connects, strictly (a trailing newline, or the 76-column lines
+of plain `base64 rsa_key.p8`, make it fail with "Could not decode private key"), and its error names
+neither the setting nor the cause in words a person acts on. So the key is read once, here, by
+`normalise_credentials`: it decodes every form above (whitespace in base64 ignored), fails naming
+the setting - never printing any part of the key or the passphrase - and puts the key back into the
+credentials as canonical PKCS#8 PEM (still encrypted with the passphrase when there is one), which
+dlt's decoder always reads. `./dev check-config` and every run call it through
+`utils.destinations.prepare_destination`, and the run hands dlt those normalised credentials: the
+check and the run read the key by one code path, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -123,20 +128,68 @@ def _decode_error(blob: bytes, has_password: bool, errors: list[Exception]) -> C
     )
 
 
-def check_private_key(credentials: Any) -> None:
-    """Check the key pair of Snowflake credentials if they use one; do nothing otherwise.
+def normalise_private_key(private_key: str, passphrase: str | None = None) -> str:
+    """The key as canonical PKCS#8 PEM, encrypted with `passphrase` when one is given.
 
     Args:
-        credentials: Resolved credentials of any destination (only Snowflake's with a
-            `private_key` are checked).
+        private_key: Any form `load_private_key` reads.
+        passphrase: The key's passphrase; None (or empty) for an unencrypted key.
+
+    Returns:
+        PEM text that dlt's strict decoder reads with the same passphrase.
+
+    Raises:
+        ConfigurationError: See `load_private_key`.
+    """
+    key = load_private_key(private_key, passphrase)
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    ).decode("ascii")
+
+
+def normalise_credentials(credentials: Any) -> bool:
+    """Read the key of Snowflake key-pair credentials and put it back in the form dlt reads.
+
+    The one code path by which both `./dev check-config` and a run read the key (through
+    `utils.destinations.prepare_destination`). A key read from `private_key_path` is read from the
+    file by dlt first; afterwards the credentials carry the key itself, so dlt does not read the
+    file again.
+
+    Args:
+        credentials: Resolved credentials of any destination; only Snowflake's with a
+            `private_key` are changed.
+
+    Returns:
+        True when the credentials carry a Snowflake key (now normalised), False otherwise.
 
     Raises:
         ConfigurationError: See `load_private_key`.
     """
     private_key = getattr(credentials, "private_key", None)
     if getattr(credentials, "drivername", None) != "snowflake" or not private_key:
-        return
-    load_private_key(str(private_key), getattr(credentials, "private_key_passphrase", None) or None)
+        return False
+    passphrase = getattr(credentials, "private_key_passphrase", None) or None
+    credentials.private_key = normalise_private_key(str(private_key), passphrase)
+    credentials.private_key_passphrase = passphrase
+    credentials.private_key_path = None
+    return True
+
+
+def check_private_key(credentials: Any) -> None:
+    """Check the key pair of Snowflake credentials if they use one (see `normalise_credentials`).
+
+    Args:
+        credentials: Resolved credentials of any destination.
+
+    Raises:
+        ConfigurationError: See `load_private_key`.
+    """
+    normalise_credentials(credentials)
 
 
 def public_key_body(private_key: RSAPrivateKey) -> str:

@@ -41,7 +41,9 @@ Behaviour:
 * Access denied, throttling (after botocore's standard retries), an unreadable or non-JSON secret
   raise at once, naming the secret and never its value; refusals are permanent errors (the flows do
   not retry them), throttling and outages transient ones.
-* Only `sources.<name>.*` and `destination.<name>.*` are looked up, never pipeline-scoped variants,
+* Only `sources.<name>.*` and `destination.<name>.*` are looked up, never pipeline-scoped variants
+  and never a local destination's (`destination.duckdb.*`: a DuckDB run asks the vault only for
+  its sources' secrets),
   and a secret is only fetched for a secret value: dlt's many lookups of plain settings (and of
   sections that are not sources, like `sources.extract`) cost no API call.
 * Registration is idempotent; dlt raises when a provider name is registered twice.
@@ -75,6 +77,10 @@ SECRET_SECTIONS = ("sources", "destination")
 _NOT_SECTION_NAMES = frozenset(
     {"credentials", "schema", "staging_config", "runtime", "extract", "normalize", "load", "data_writer"}
 )
+# Destinations whose settings never come from the vault: a local DuckDB file needs no secret, yet
+# dlt asks for `destination.duckdb.credentials` on every run - an API call for a secret nobody
+# creates, and with AWS unreachable a failure naming that secret instead of the one the run needs.
+LOCAL_DESTINATIONS = frozenset({"duckdb"})
 
 # Error codes of GetSecretValue, by what the person reading the message has to do.
 _ACCESS_CODES = frozenset(
@@ -260,6 +266,8 @@ class SecretsManagerProvider(ConfigProvider):
 
     def _locate(self, pipeline_name: str | None, path: tuple[str, ...]) -> tuple[str, tuple[str, ...]] | None:
         if pipeline_name or len(path) < 3 or path[0] not in SECRET_SECTIONS or path[1] in _NOT_SECTION_NAMES:
+            return None
+        if path[0] == "destination" and path[1] in LOCAL_DESTINATIONS:
             return None
         return self.settings.secret_name(path[0], path[1]), path[2:]
 

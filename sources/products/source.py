@@ -28,6 +28,7 @@ from sources.products.settings import (
     SCHEMA_CONTRACT,
     SOFT_DELETE_COLUMN,
 )
+from utils.credentials import SqlDatabaseCredentials
 from utils.sql_connection import connect_postgres
 from utils.sql_types import guarded_loader_class, plan_table, reflection_type_adapter
 
@@ -36,7 +37,7 @@ CREDENTIALS_KEY = "sources.products.credentials"
 
 @dlt.source(section="products", name="products", schema_contract=SCHEMA_CONTRACT)
 def products_source(
-    credentials: ConnectionStringCredentials = dlt.secrets.value,
+    credentials: SqlDatabaseCredentials = dlt.secrets.value,
     tables: Sequence[str] = DEFAULT_TABLES,
     chunk_size: int = CHUNK_SIZE,
     backend: str = BACKEND,

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from tests.deploy.conftest import ROOT, WORK_POOL, PrefectServer, Snapshot, Webh
 from tests.sources.hubspot.portal import TOKEN, portal
 
 AUTOMATION = "data-pipelines - flow run failed"
+BUSY_AUTOMATION = "data-pipelines - scheduled run cancelled, pipeline busy"
 # After an alert arrives, how long to watch for a second one that must not come (the trigger and
 # action services act within a second on a local server).
 QUIET_SECONDS = 3
@@ -41,7 +43,7 @@ def applied(prefect_server: PrefectServer, webhook: WebhookReceiver) -> WebhookR
         assert result.returncode == 0, result.stdout + result.stderr
         assert webhook.hook_path not in result.stdout + result.stderr  # the URL is never printed
     automations = prefect_server.post("/automations/filter")
-    assert [a["name"] for a in automations] == [AUTOMATION]
+    assert sorted(a["name"] for a in automations) == sorted([AUTOMATION, BUSY_AUTOMATION])
     return webhook
 
 
@@ -166,3 +168,42 @@ def test_a_run_whose_process_dies_is_reported_crashed_by_the_server(
     text = alert["payload"]["text"]
     assert text.startswith("*Pipeline currencies Crashed: run ")
     assert "Deployment: currencies" in text and flow_run_id in text
+
+
+def _set_state(
+    server: PrefectServer, flow_run_id: str, state_type: str, *, force: bool = False
+) -> dict[str, Any]:
+    return server.post(  # type: ignore[no-any-return]
+        f"/flow_runs/{flow_run_id}/set_state", {"state": {"type": state_type}, "force": force}
+    )
+
+
+def test_a_run_cancelled_because_the_pipeline_is_busy_sends_one_alert_and_a_person_cancelling_none(
+    prefect_server: PrefectServer, deployed: Snapshot, alerting: WebhookReceiver
+) -> None:
+    # Issue 15.2: CANCEL_NEW cancelled runs silently. The server's own orchestration, no worker: the
+    # first run of the scheduled currencies deployment takes its slot and runs; the next is refused.
+    deployment = prefect_server.get("/deployments/name/currencies/currencies")
+    first, second, third = (
+        prefect_server.post(f"/deployments/{deployment['id']}/create_flow_run", {})["id"] for _ in range(3)
+    )
+    try:
+        assert _set_state(prefect_server, first, "PENDING")["status"] == "ACCEPT"
+        assert _set_state(prefect_server, first, "RUNNING")["status"] == "ACCEPT"
+        refused = _set_state(prefect_server, second, "PENDING")
+        assert refused["state"]["type"] == "CANCELLED"
+        assert refused["state"]["message"] == "Deployment concurrency limit reached."
+
+        [alert] = alerting.wait_for(1)
+        text = alert["payload"]["text"]
+        run_name = prefect_server.flow_run(second)["name"]
+        assert text.startswith(f"*Pipeline currencies busy: run {run_name} cancelled*")
+        assert f"Cancelled run: {run_name} ({second})" in text and "Deployment: currencies" in text
+        assert "busy for longer than one schedule interval" in text
+
+        # A person cancelling a run is not this alert (nor the failure alert).
+        _set_state(prefect_server, third, "CANCELLED")
+        time.sleep(QUIET_SECONDS)
+        assert alerting.received() == [alert]
+    finally:
+        _set_state(prefect_server, first, "CANCELLED", force=True)  # frees the deployment's slot

@@ -64,6 +64,7 @@ def ci_with_every_secret_in_the_vault(
             "credentials": {
                 "drivername": "postgresql+psycopg2",
                 "host": "db",
+                "database": "shop",
                 "username": "reader",
                 "password": SECRETS["db_password"],
             }

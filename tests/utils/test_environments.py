@@ -26,14 +26,18 @@ def snowflake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DESTINATION__FILESYSTEM__CREDENTIALS__AWS_SECRET_ACCESS_KEY", "made-up")
 
 
-def test_without_an_environment_nothing_changes(
+def test_without_an_environment_everything_stays_local(
     snowflake_credentials: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Production credentials are present, yet nothing says production: DuckDB, never Snowflake.
     monkeypatch.delenv("DLT__ENVIRONMENT", raising=False)
-    assert selected_environment() is None
+    assert selected_environment().name == "local"
+    assert currencies_pipeline.pipeline().destination.destination_type.endswith("duckdb")
+    assert exchange_rates_pipeline.pipeline().destination.destination_type.endswith("duckdb")
+    # Naming the destination itself is deliberate too: it still wins, unpinned.
+    monkeypatch.setenv("DLT__DESTINATION", "snowflake")
     pipeline = currencies_pipeline.pipeline()
     credentials = pipeline.destination_client().config.credentials
-    assert pipeline.destination.destination_type.endswith("snowflake")
     assert pipeline.dataset_name == "currencies"
     assert (credentials.database, credentials.role) == ("RAW", "LOADER")
 
