@@ -1,4 +1,7 @@
-"""Static and runtime checks of the project's conventions.
+"""Static and runtime checks of the project's conventions that no standard tool covers.
+
+Import rules between the layers are import-linter contracts (`.importlinter`) and the ban on
+`os.environ` in sources and pipelines is ruff's banned-api rule; `test_architecture.py` runs both.
 
 Each check takes the repository root and returns a list of violations (empty when all is well), so
 the same checks run against this repository and against the bad fixtures that prove they bite.
@@ -85,7 +88,11 @@ def _literal(node: ast.expr | None) -> Any:
 
 
 def check_sources(root: Path) -> list[str]:
-    """Sources: `section=` on every source, explicit dispositions, keys for merges, no destinations."""
+    """Sources: `section=` on every source, explicit dispositions, keys for merges, no destinations.
+
+    What sources import (no Prefect, no pipelines or flows) is an import-linter contract in
+    `.importlinter`, and `os.environ` is ruff's banned-api rule (TID251): see test_architecture.py.
+    """
     problems: list[str] = []
     for path in python_files(root, "sources"):
         rel = _rel(root, path)
@@ -107,8 +114,6 @@ def check_sources(root: Path) -> list[str]:
             )
             if is_merge and "primary_key" not in kw and "merge_key" not in kw:
                 problems.append(f"{rel}:{line}: merge resource without primary_key")
-        problems += _forbidden_imports(root, path, tree, {"pipelines", "flows", "prefect"})
-        problems += _environ_use(root, path, tree)
         for node in ast.walk(tree):
             if (
                 isinstance(node, ast.Constant)
@@ -125,16 +130,6 @@ def check_sources(root: Path) -> list[str]:
                 problems.append(f"{rel}:{node.lineno}: source uses dlt.{node.attr}")
             if isinstance(node, ast.keyword) and node.arg == "destination":
                 problems.append(f"{rel}:{node.value.lineno}: source passes destination=")
-    return problems
-
-
-def check_pipelines(root: Path) -> list[str]:
-    """Pipelines: no Prefect, no flows, no os.environ (credentials come through dlt)."""
-    problems: list[str] = []
-    for path in python_files(root, "pipelines"):
-        tree = ast.parse(path.read_text(), filename=_rel(root, path))
-        problems += _forbidden_imports(root, path, tree, {"prefect", "flows"})
-        problems += _environ_use(root, path, tree)
     return problems
 
 
@@ -156,26 +151,6 @@ def _imported(node: ast.AST) -> list[str]:
     if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
         return [node.module]
     return []
-
-
-def _forbidden_imports(root: Path, path: Path, tree: ast.AST, banned: set[str]) -> list[str]:
-    return [
-        f"{_rel(root, path)}:{getattr(node, 'lineno', 0)}: imports {name}"
-        for node in ast.walk(tree)
-        for name in _imported(node)
-        if name.split(".")[0] in banned
-    ]
-
-
-def _environ_use(root: Path, path: Path, tree: ast.AST) -> list[str]:
-    return [
-        f"{_rel(root, path)}:{node.lineno}: reads os.{node.attr}; use dlt.secrets / dlt.config"
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute)
-        and node.attr in {"environ", "getenv"}
-        and isinstance(node.value, ast.Name)
-        and node.value.id == "os"
-    ]
 
 
 def load_module(root: Path, path: Path) -> ModuleType:

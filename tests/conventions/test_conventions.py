@@ -1,6 +1,8 @@
 """The project's conventions, enforced over every source, pipeline and flow in the repository.
 
-Each rule also runs against `bad_repo/`, a fixture that breaks it, to show the rule can fail.
+Each rule also runs against `bad_repo/`, a fixture that breaks it, to show the rule can fail. The
+import rules between layers and the ban on `os.environ` are standard tools' checks (import-linter and
+ruff's banned-api rule), run in `test_architecture.py`; this module keeps the rules no tool covers.
 """
 
 from __future__ import annotations
@@ -19,10 +21,6 @@ CODE_PACKAGES = ("sources", "pipelines", "flows", "utils", "sandbox")
 
 def test_sources_follow_the_source_pattern() -> None:
     assert checks.check_sources(ROOT) == []
-
-
-def test_pipelines_do_not_import_prefect_or_read_the_environment() -> None:
-    assert checks.check_pipelines(ROOT) == []
 
 
 def test_flows_import_pipelines_only_inside_tasks() -> None:
@@ -84,17 +82,9 @@ def test_source_rules_catch_the_bad_source() -> None:
     assert "has no section=" in problems
     assert "without an explicit write_disposition" in problems
     assert "merge resource without primary_key" in problems
-    assert "imports prefect" in problems
-    assert "imports pipelines.currencies" in problems
-    assert "reads os.environ" in problems
+    # Importing prefect or pipelines and reading os.environ: test_architecture.py (import-linter, ruff).
     assert "source names destination 'duckdb'" in problems
     assert "source uses dlt.pipeline" in problems
-
-
-def test_pipeline_rules_catch_the_bad_pipeline() -> None:
-    problems = "\n".join(checks.check_pipelines(BAD))
-    assert "imports prefect" in problems
-    assert "reads os.getenv" in problems
 
 
 def test_flow_rules_catch_the_bad_flows() -> None:

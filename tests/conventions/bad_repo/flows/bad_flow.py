@@ -1,5 +1,6 @@
 """Flows that break the task and deployment conventions (fixture for the convention tests)."""
 
+import dlt  # flows must not import dlt: the pipeline layer runs it
 from prefect import flow, task
 
 from pipelines.currencies import run  # module-level pipeline import
@@ -17,7 +18,7 @@ def shrinking_delays():
 
 @task(retries=3, retry_delay_seconds=30)
 def constant_delay():
-    return None
+    return dlt
 
 
 @flow(name="bad-flow-without-deployment")

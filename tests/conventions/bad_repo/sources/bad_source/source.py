@@ -5,7 +5,7 @@ import os
 import dlt
 from prefect import get_run_logger  # sources must not import prefect
 
-from pipelines.currencies import run  # sources must not import pipelines
+from pipelines.bad_pipeline import run  # sources must not import pipelines
 
 API_TOKEN = "hunter2-not-a-placeholder"  # a credential literal
 
