@@ -1,7 +1,16 @@
-"""Fixtures shared by the whole suite: the sandbox servers and an isolated dlt environment."""
+"""Fixtures shared by the whole suite: the sandbox servers and an isolated dlt environment.
+
+Also how the suite runs in parallel (pytest-xdist, `--dist loadgroup`) and stops cleanly: tests
+that share one expensive session server are kept on one worker (`XDIST_GROUPS`), and SIGTERM or
+Ctrl-C tears every fixture down, so no server outlives the run (`tests/interrupts.py`).
+"""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +21,59 @@ from dlt.common.pipeline import PipelineContext
 from sandbox.aws import AwsSandbox
 from sandbox.frankfurter import FrankfurterServer
 from sandbox.postgres import CatalogueMutator, PostgresServer, seed_catalogue
+from tests import interrupts
+
+# Prefect keeps its settings and a SQLite database under PREFECT_HOME (default ~/.prefect). Each test
+# process gets its own, so parallel workers and other runs on the machine do not lock each other out.
+if os.environ.get("PREFECT_HOME") in (None, os.environ.get("TESTS_PREFECT_HOME")):
+    os.environ["PREFECT_HOME"] = os.environ["TESTS_PREFECT_HOME"] = tempfile.mkdtemp(prefix="pytest-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
+
+# Test paths (relative to tests/) whose tests share one session-scoped server and so run on one
+# xdist worker. Prefect's test harness: two in one process hang, and each start costs 10-30 s here.
+XDIST_GROUPS = {
+    "flows/": "prefect-harness",
+    "test_no_secret_leaks.py": "prefect-harness",
+    "deploy/": "prefect-server",
+}
+# Slow end-to-end tests (relative to tests/; a file, a folder, or a test name prefix): marked `slow`,
+# so `./dev test` skips them and `./dev test-slow` (run by `.ci/run` and CI after `./dev test`) runs them.
+SLOW = {
+    "deploy/": "a real Prefect server: `prefect deploy`, process workers, alerts, generated pipelines",
+    "test_main_job.py": "the main job as a subprocess: the sandbox and every flow, twice",
+    "pipelines/test_hubspot.py::test_full_load_then_an_increment_over_the_search_cap": "12,000 contacts",
+    "pipelines/test_hubspot.py::test_killed_mid_run_then_rerun": "runs killed in subprocesses",
+    "pipelines/test_exchange_rates.py::test_sigkill": "runs killed in subprocesses",
+}
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = "PYTEST_XDIST_WORKER" in os.environ
+    controller = not worker and config.getoption("dist", "no") != "no"
+    interrupts.install(xdist_controller=controller, xdist_worker=worker)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    interrupts.note_teardown_done()
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        interrupts.finish()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tests and group the ones sharing a session server (before `-m` and xdist act)."""
+    for item in items:
+        try:
+            relative = item.path.resolve().relative_to(TESTS).as_posix()
+        except ValueError:
+            continue
+        test = f"{relative}::{item.name}"
+        if any(test.startswith(prefix) for prefix in SLOW):
+            item.add_marker(pytest.mark.slow)
+        for prefix, group in XDIST_GROUPS.items():
+            if relative.startswith(prefix) and not item.get_closest_marker("xdist_group"):
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

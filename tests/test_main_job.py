@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
 
 from flows.common import all_flows
+from tests import interrupts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,14 +18,12 @@ def test_main_job_loads_every_pipeline_and_prints_the_summary(tmp_path: Path) ->
     warehouse = tmp_path / "local" / "warehouse.duckdb"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DLT", "SOURCES__", "LOCAL__"))}
     env["PREFECT_HOME"] = str(tmp_path / "prefect")
-    result = subprocess.run(
+    # Interrupted or timed out, the job gets SIGTERM and time to stop its sandbox and Prefect server.
+    result = interrupts.run(
         [sys.executable, "-m", "sandbox.main_job", "--warehouse", str(warehouse)],
         cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=900,
-        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]

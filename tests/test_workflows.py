@@ -57,8 +57,10 @@ def test_pull_requests_run_lint_type_check_and_tests() -> None:
     assert "pull_request" in ci["on"] and "workflow_call" in ci["on"]
     assert ci["permissions"] == {"contents": "read"}
     [job] = ci["jobs"].values()
-    # `./dev test` is lint, format check, type check and pytest, as the README says.
-    assert [s["run"] for s in steps_running(job, r"\./dev")] == ["./dev test"]
+    # `./dev test` is lint, format check, type check and pytest, as the README says; then the slow tests.
+    assert [s["run"] for s in steps_running(job, r"\./dev")] == ["./dev test", "./dev test-slow"]
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    assert ci_run.index("./dev test\n") < ci_run.index("./dev test-slow")
     dev = (ROOT / "dev").read_text()
     body = dev.split("  test)", 1)[1].split(";;", 1)[0]
     for command in ("ruff check", "ruff format --check", "mypy", "pytest"):

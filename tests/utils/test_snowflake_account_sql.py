@@ -47,6 +47,17 @@ COMMAND_SHAPES = [
 ]
 
 
+def pipeline_datasets() -> set[str]:
+    """The datasets the pipelines declare, as Snowflake schemas (dlt upper-cases them)."""
+    return {importlib.import_module(f"pipelines.{name}").DATASET_NAME.upper() for name in pipeline_names()}
+
+
+def integrations(statements: list[Statement]) -> list[str]:
+    """Names of the storage integrations the account DDL creates (one per Snowpipe pipeline)."""
+    text = "\n".join(map(one_line, statements))
+    return sorted(re.findall(r"CREATE STORAGE INTEGRATION IF NOT EXISTS (\w+)", text))
+
+
 @pytest.fixture(scope="module")
 def statements() -> list[Statement]:
     return load_statements([ACCOUNT])
@@ -121,9 +132,7 @@ def test_every_pipeline_dataset_has_a_schema_in_each_environments_database(
 ) -> None:
     created = set(re.findall(r"CREATE SCHEMA IF NOT EXISTS (\w+\.\w+)", "\n".join(map(one_line, statements))))
     # The datasets the pipelines declare (dlt upper-cases them in Snowflake).
-    datasets = {
-        importlib.import_module(f"pipelines.{name}").DATASET_NAME.upper() for name in pipeline_names()
-    }
+    datasets = pipeline_datasets()
     assert {"CURRENCIES", "PRODUCTS", "HUBSPOT", "EXCHANGE_RATES"} <= datasets
     for name in ("ci", "production"):
         environment = load_environment(name)
@@ -183,15 +192,14 @@ def test_loader_roles_have_least_privilege(statements: list[Statement]) -> None:
 
 def test_readers_see_the_loaded_tables_of_raw_and_nothing_else(statements: list[Statement]) -> None:
     reader = [g for g in grants(statements) if principal(g) == "READER"]
+    schemas = pipeline_datasets()
+    assert {"CURRENCIES", "PRODUCTS", "HUBSPOT", "EXCHANGE_RATES"} <= schemas
     assert {(securable(g), frozenset(privileges(g))) for g in reader} == {
         ("RAW", frozenset({"USAGE"})),
-        *{
-            (f"RAW.{s}", frozenset({"USAGE"}))
-            for s in ("CURRENCIES", "PRODUCTS", "HUBSPOT", "EXCHANGE_RATES")
-        },
+        *{(f"RAW.{s}", frozenset({"USAGE"})) for s in schemas},
     }
     text = "\n".join(map(one_line, statements))
-    for schema in ("CURRENCIES", "PRODUCTS", "HUBSPOT", "EXCHANGE_RATES"):
+    for schema in schemas:
         for which in ("ALL", "FUTURE"):
             assert f"GRANT SELECT ON {which} TABLES IN SCHEMA RAW.{schema} TO ROLE READER" in text
     assert "_STAGING TO ROLE READER" not in text
@@ -203,24 +211,39 @@ def test_service_users_authenticate_with_their_own_rsa_key(statements: list[Stat
     assert "CREATE USER IF NOT EXISTS SVC_DLT TYPE = SERVICE DEFAULT_ROLE = LOADER " in text
     assert "CREATE USER IF NOT EXISTS SVC_DLT_CI TYPE = SERVICE DEFAULT_ROLE = LOADER_CI " in text
     assert "PASSWORD" not in text.upper()
-    assert placeholders(statements) == [
-        "EXCHANGE_RATES_ROLE_ARN",
-        "SVC_DLT_CI_RSA_PUBLIC_KEY",
-        "SVC_DLT_RSA_PUBLIC_KEY",
+    # One IAM role per storage integration (EXCHANGE_RATES_LANDING -> EXCHANGE_RATES_ROLE_ARN).
+    role_arns = [f"{name.removesuffix('_LANDING')}_ROLE_ARN" for name in integrations(statements)]
+    assert "EXCHANGE_RATES_ROLE_ARN" in role_arns
+    assert placeholders(statements) == sorted(
+        [*role_arns, "SVC_DLT_CI_RSA_PUBLIC_KEY", "SVC_DLT_RSA_PUBLIC_KEY"]
+    )
+
+
+def test_each_storage_integration_allows_exactly_its_pipelines_stage(statements: list[Statement]) -> None:
+    created = [s for s in statements if "STORAGE INTEGRATION" in s.text]
+    assert "EXCHANGE_RATES_LANDING" in integrations(statements)
+    assert len(created) == len(integrations(statements))
+    stages = [
+        s
+        for folder in sorted(SQL_ROOT.iterdir())
+        if folder.is_dir() and folder.name != "account"
+        for s in load_statements([folder])
+        if "CREATE STAGE" in s.text
     ]
-
-
-def test_the_storage_integration_allows_exactly_the_exchange_rates_stage(statements: list[Statement]) -> None:
-    (integration,) = [s for s in statements if "STORAGE INTEGRATION" in s.text]
-    parsed = parse(integration)
-    assert isinstance(parsed, exp.Create)
-    assert parsed.args["kind"].upper() == "STORAGE INTEGRATION"
-    allowed = re.search(r"STORAGE_ALLOWED_LOCATIONS = \('([^']+)'\)", one_line(integration))
-    stage = next(s for s in load_statements([SQL_ROOT / "exchange_rates"]) if "CREATE STAGE" in s.text)
-    stage_url = re.search(r"URL = '([^']+)'", one_line(stage))
-    assert allowed and stage_url
-    assert allowed[1] == stage_url[1]
-    assert "STORAGE_INTEGRATION = EXCHANGE_RATES_LANDING" in one_line(stage)
+    for integration in created:
+        parsed = parse(integration)
+        assert isinstance(parsed, exp.Create)
+        assert parsed.args["kind"].upper() == "STORAGE INTEGRATION"
+        name = re.search(r"CREATE STORAGE INTEGRATION IF NOT EXISTS (\w+)", one_line(integration))
+        allowed = re.search(r"STORAGE_ALLOWED_LOCATIONS = \('([^']+)'\)", one_line(integration))
+        assert name and allowed
+        # Exactly one stage reads through it - its pipeline's - and from exactly the allowed location.
+        (stage,) = [s for s in stages if f"STORAGE_INTEGRATION = {name[1]}" in one_line(s)]
+        stage_url = re.search(r"URL = '([^']+)'", one_line(stage))
+        assert stage_url
+        assert allowed[1] == stage_url[1]
+        if name[1] == "EXCHANGE_RATES_LANDING":
+            assert stage.path.parent == SQL_ROOT / "exchange_rates"
 
 
 def test_variables_are_filled_in_and_apply_refuses_to_start_without_them(
@@ -244,14 +267,19 @@ def test_variables_are_filled_in_and_apply_refuses_to_start_without_them(
     text = render(filled)
     assert "RSA_PUBLIC_KEY = 'MIIBIjANBgkqhkiG9w0BAQEF'" in text
     assert "'arn:aws:iam::1:role/o''k'" in text  # quoted for the string literal
-    assert placeholders(filled) == ["SVC_DLT_CI_RSA_PUBLIC_KEY"]
+    assert placeholders(filled) == sorted(
+        p for p in placeholders(statements) if p not in {"SVC_DLT_RSA_PUBLIC_KEY", "EXCHANGE_RATES_ROLE_ARN"}
+    )
+    assert "SVC_DLT_CI_RSA_PUBLIC_KEY" in placeholders(filled)
 
     with pytest.raises(ConfigurationError, match="expected NAME=VALUE"):
         parse_variable("no-equals-sign")
     # apply stops before connecting: no credentials are configured here, so connecting would fail differently.
     assert main(["apply", str(ACCOUNT), "--var", f"SVC_DLT_RSA_PUBLIC_KEY=@{public_key}"]) == 1
     err = capsys.readouterr().err
-    assert "no value for &{EXCHANGE_RATES_ROLE_ARN}, &{SVC_DLT_CI_RSA_PUBLIC_KEY}" in err
+    unfilled = [p for p in placeholders(statements) if p != "SVC_DLT_RSA_PUBLIC_KEY"]
+    assert "no value for " + ", ".join(f"&{{{p}}}" for p in unfilled) in err
+    assert "&{EXCHANGE_RATES_ROLE_ARN}, " in err and "&{SVC_DLT_CI_RSA_PUBLIC_KEY}" in err
     assert "nothing was applied" in err
     assert main(["print", str(ACCOUNT), "--var", "SVC_DLT_CI_RSA_PUBLIC_KEY=KEYCI"]) == 0
     out = capsys.readouterr().out
