@@ -6,6 +6,8 @@ Every module in `pipelines/` builds its `dlt.Pipeline` with `make_pipeline` and 
 * The production destination is named by the pipeline (Snowflake for most). `DLT__DESTINATION`
   (or `destination` under `[dlt]` in `.dlt/config.toml`) overrides it, e.g. `DLT__DESTINATION=duckdb`
   for a laptop. dlt itself ignores that variable, hence this module.
+* DuckDB loads into dlt's `destination.duckdb.credentials` when set, else into the project's
+  default file (`local.duckdb_path`, `.local/warehouse.duckdb`).
 * Replaced tables are swapped in atomically (`insert-from-staging`), so reference data is never seen
   half-loaded and a failed replace leaves the previous table intact.
 * Destination settings are resolved before any data is extracted: missing credentials fail fast with
@@ -89,13 +91,41 @@ def selected_destination(production_destination: str = PRODUCTION_DESTINATION) -
 
 
 def local_duckdb_path() -> Path:
-    """Return the local DuckDB file every pipeline shares (`local.duckdb_path`), creating its folder.
+    """Return the project's default DuckDB file (`local.duckdb_path`), creating its folder.
 
-    A single file means one place to query everything the main job loaded.
+    A single file means one place to query everything the main job loaded. It is only the default:
+    dlt's own `destination.duckdb.credentials` wins (see `duckdb_credentials`).
     """
     path = Path(dlt.config.get(_DUCKDB_PATH_KEY, str) or DEFAULT_DUCKDB_PATH).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def duckdb_credentials(pipeline_name: str) -> DuckDbCredentials | None:
+    """Return the DuckDB credentials to load with: dlt's standard setting if given, else ours.
+
+    dlt's keys win, as a dlt user expects: `DESTINATION__DUCKDB__CREDENTIALS=/path/x.duckdb` (or
+    `credentials` under `[destination.duckdb]`, or under `[<pipeline_name>.destination.duckdb]` for
+    one pipeline). Only when none is set does the project's default apply, `local.duckdb_path`
+    (`.local/warehouse.duckdb`). A path or connection string gets the project's memory cap too.
+
+    Args:
+        pipeline_name: The pipeline's name (dlt's pipeline-scoped keys come first).
+
+    Returns:
+        The credentials, or None when dlt's setting is a table of fields (`database`, `read_only`,
+        ...), which dlt then resolves itself exactly as it documents.
+    """
+    # DuckDB caches up to 80% of RAM by default; a cap keeps a laptop (and a 5M-row load)
+    # within bounds - DuckDB spills to disk beyond it.
+    global_config = {"memory_limit": dlt.config.get(_DUCKDB_MEMORY_KEY, str) or DEFAULT_DUCKDB_MEMORY_LIMIT}
+    for section in (f"{pipeline_name}.destination.duckdb", "destination.duckdb"):
+        value: Any = dlt.config.get(f"{section}.credentials")
+        if isinstance(value, str) and value.strip():
+            return DuckDbCredentials(value.strip(), global_config=global_config)
+        if value is not None or dlt.config.get(f"{section}.credentials.database") is not None:
+            return None
+    return DuckDbCredentials(str(local_duckdb_path()), global_config=global_config)
 
 
 def make_pipeline(
@@ -128,14 +158,10 @@ def make_pipeline(
         # swap (DELETE + INSERT) and merge statements ran in autocommit: a failure in the INSERT
         # left the table empty. Both databases have real transactions; this makes dlt use them.
         options.setdefault("supports_transactions", True)
-    if destination_type == "duckdb":
-        # DuckDB caches up to 80% of RAM by default; a cap keeps a laptop (and a 5M-row load)
-        # within bounds - DuckDB spills to disk beyond it.
-        memory_limit = dlt.config.get(_DUCKDB_MEMORY_KEY, str) or DEFAULT_DUCKDB_MEMORY_LIMIT
-        options.setdefault(
-            "credentials",
-            DuckDbCredentials(str(local_duckdb_path()), global_config={"memory_limit": memory_limit}),
-        )
+    if destination_type == "duckdb" and "credentials" not in options:
+        credentials = duckdb_credentials(pipeline_name)
+        if credentials is not None:
+            options["credentials"] = credentials
     destination = Destination.from_reference(destination_type, **options)
     return dlt.pipeline(
         pipeline_name=pipeline_name,

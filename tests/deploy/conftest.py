@@ -11,12 +11,14 @@ import json
 import os
 import shutil
 import signal
+import site
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -98,9 +100,9 @@ class PrefectServer:
             time.sleep(0.25)
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    home = tmp_path_factory.mktemp("prefect-server")
+@contextmanager
+def running_prefect_server(home: Path) -> Iterator[PrefectServer]:
+    """`prefect server start` with its own home (so its own SQLite database) until the block ends."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -141,6 +143,12 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    with running_prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
+        yield server
 
 
 @dataclass(frozen=True)
@@ -184,15 +192,148 @@ def code_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
     return Snapshot(path=repo, commit=_git("rev-parse", "HEAD", cwd=repo))
 
 
+def prefect_setup(server: PrefectServer, **extra_env: str) -> str:
+    """Run the scripted set-up (`./dev prefect-setup`) against `server`; return what it printed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "utils.prefect_setup"],
+        cwd=ROOT,
+        env=server.env(**extra_env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
 @pytest.fixture(scope="session")
 def deployed(prefect_server: PrefectServer, code_snapshot: Snapshot) -> Snapshot:
-    """`prefect deploy --all` from the snapshot, after the one-off setup prefect.yaml expects."""
-    prefect_server.cli("work-pool", "create", WORK_POOL, "--type", "process")
-    # The repository needs no token here; production stores a read-only one in this block.
-    script = f"from prefect.blocks.system import Secret; Secret(value='').save({GIT_TOKEN_BLOCK!r})"
-    subprocess.run([sys.executable, "-c", script], env=prefect_server.env(), check=True, timeout=60)
+    """`prefect deploy --all` from the snapshot, after the scripted set-up the README documents.
+
+    The repository needs no token here (the Secret block is created empty); production stores a
+    read-only one in it.
+    """
+    prefect_setup(prefect_server)
     prefect_server.cli("deploy", "--all", cwd=code_snapshot.path)
     return code_snapshot
+
+
+# --- the production install: dependencies from uv.lock without the dev group ----------------------
+
+
+def uv_executable() -> str:
+    """The uv that `./dev setup` uses (on PATH, as `uv run` sets `UV`, or in pip's user bin)."""
+    candidates = [os.environ.get("UV"), shutil.which("uv"), str(Path(site.getuserbase()) / "bin" / "uv")]
+    found = next((c for c in candidates if c and Path(c).is_file()), None)
+    assert found, "uv not found; ./dev setup installs it"
+    return found
+
+
+@dataclass(frozen=True)
+class RuntimeEnvironment:
+    """A virtual environment holding what production installs: `uv sync --frozen --no-dev`."""
+
+    venv: Path
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        """`base` with this environment first on PATH (and no other virtual environment)."""
+        env = {k: v for k, v in base.items() if k != "VIRTUAL_ENV"}
+        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        env["VIRTUAL_ENV"] = str(self.venv)
+        return env
+
+
+@pytest.fixture(scope="session")
+def runtime_environment(tmp_path_factory: pytest.TempPathFactory) -> RuntimeEnvironment:
+    """`uv venv` + `uv sync --frozen --no-dev --no-install-project` from this repository's uv.lock.
+
+    The project itself is not installed: as on a process worker, the code comes from the checkout
+    the flow run (or the test) works in.
+    """
+    venv = tmp_path_factory.mktemp("no-dev") / "venv"
+    uv = uv_executable()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_COMPILE_BYTECODE"}
+    }
+    env["UV_PROJECT_ENVIRONMENT"] = str(venv)
+    for command in (
+        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+        [uv, "sync", "--frozen", "--no-dev", "--no-install-project", "--quiet"],
+    ):
+        result = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}\n{result.stderr}"
+    return RuntimeEnvironment(venv)
+
+
+@pytest.fixture(scope="session")
+def generated_copy(code_snapshot: Snapshot, tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
+    """The snapshot plus one pipeline of every pattern from `./dev new-pipeline`, committed."""
+    from tools.new_pipeline.__main__ import PATTERNS
+
+    repo = tmp_path_factory.mktemp("generated") / "data-pipelines"
+    shutil.copytree(code_snapshot.path, repo)
+    for pattern in PATTERNS:
+        name = f"new_{pattern.replace('-', '_')}"
+        result = subprocess.run(
+            [sys.executable, "-m", "tools.new_pipeline", name, pattern],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    _git("add", "--all", cwd=repo)
+    _git("commit", "--quiet", "--no-verify", "-m", "one generated pipeline of every pattern", cwd=repo)
+    _git("remote", "set-url", "origin", str(repo), cwd=repo)
+    return Snapshot(path=repo, commit=_git("rev-parse", "HEAD", cwd=repo))
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """Where a running sandbox is: settings for the pipelines, and the catalogue owner's DSN."""
+
+    env: dict[str, str]
+    postgres_dsn: str
+
+
+@contextmanager
+def sandbox_of(repo: Path, tmp_path: Path) -> Iterator[SandboxSettings]:
+    """Run `repo`'s sandbox (its generated stand-ins included) in a subprocess until the block ends."""
+    settings_file = tmp_path / "sandbox.json"
+    log_path = tmp_path / "sandbox.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.deploy.serve_sandbox", str(settings_file)],
+            cwd=repo,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while not settings_file.exists():
+                assert process.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the sandbox did not start"
+                time.sleep(0.25)
+            settings = json.loads(settings_file.read_text())
+            yield SandboxSettings(env=settings["env"], postgres_dsn=settings["postgres_dsn"])
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 @dataclass

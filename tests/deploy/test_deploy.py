@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 import yaml
 
 from flows.common import all_flows
-from sandbox.postgres import CatalogueMutator, PostgresServer
-from tests.deploy.conftest import ROOT, WORK_POOL, PrefectServer, Snapshot
+from tests.deploy.conftest import (
+    ROOT,
+    WORK_POOL,
+    PrefectServer,
+    RuntimeEnvironment,
+    Snapshot,
+    sandbox_of,
+)
 from tests.pipelines.products_helpers import assert_destination_equals_source
 from utils.check import pipeline_names
 
@@ -81,58 +88,86 @@ def test_every_flow_has_exactly_one_scheduled_deployment_with_its_schedule_and_l
     assert set(found) == {(f, f) for f in flow_names} | set(ON_DEMAND)
 
 
-def test_a_process_worker_runs_the_products_deployment_end_to_end(
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_a_process_worker_in_the_no_dev_environment_runs_every_scheduled_deployment(
     prefect_server: PrefectServer,
     deployed: Snapshot,
-    catalogue: CatalogueMutator,
-    postgres_server: PostgresServer,
+    runtime_environment: RuntimeEnvironment,
     warehouse: Path,
     tmp_path: Path,
 ) -> None:
-    # `<flow>/<deployment>`, as the CLI wants it; the environment (sandbox PostgreSQL, DuckDB file,
-    # dlt working dir) reaches the run through the worker, as a production worker's would.
-    output = prefect_server.cli("deployment", "run", "products/products")
-    match = re.search(r"UUID: ([0-9a-f-]{36})", output)
-    assert match, output
-    flow_run_id = match.group(1)
-    work_dir = tmp_path / "worker"
-    work_dir.mkdir()
-    worker = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "worker",
-            "start",
-            "--pool",
-            WORK_POOL,
-            "--type",
-            "process",
-            "--run-once",
-        ],
-        cwd=work_dir,
-        env=prefect_server.env(),
+    """Each scheduled deployment, run as production runs it: a process worker whose Python holds
+    only `uv sync --frozen --no-dev` (no project, no dev group) clones the deployed commit through
+    the `pull` step and runs the flow from that clone against the sandbox."""
+    scheduled = sorted(flow for (flow, name), d in deployments(prefect_server).items() if d["schedules"])
+    assert scheduled == sorted(all_flows())
+    # The worker's Python has no project installed: a run's code can only come from its clone.
+    no_code = subprocess.run(
+        [str(runtime_environment.python), "-c", "import flows"],
+        cwd=tmp_path,
         capture_output=True,
-        text=True,
-        timeout=180,
         check=False,
     )
-
-    run = prefect_server.wait_for_final_state(flow_run_id)
-    assert run["state"]["type"] == "COMPLETED", worker.stdout[-4000:] + worker.stderr[-4000:]
-    logs = prefect_server.logs(flow_run_id)
-    assert "Deployment step 'git_clone' completed successfully" in logs, logs
-    assert any(
-        line.startswith("products: ") and "rows into duckdb dataset 'products'" in line for line in logs
-    )
-    assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
-    assert_destination_equals_source(postgres_server.dsn, warehouse, "categories")
-    [artifact] = prefect_server.post(
-        "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
-    )
-    assert artifact["key"] == "products-load"
+    assert no_code.returncode != 0
+    with sandbox_of(deployed.path, tmp_path) as sandbox:
+        env = runtime_environment.env(
+            prefect_server.env(
+                **sandbox.env,
+                # A short backfill: exchange_rates would otherwise start in 1999.
+                SOURCES__EXCHANGE_RATES__START_DATE=(dt.date.today() - dt.timedelta(days=40)).isoformat(),
+            )
+        )
+        for flow in scheduled:
+            # One run at a time: the flows share the DuckDB file, which one process opens at a time.
+            output = prefect_server.cli("deployment", "run", f"{flow}/{flow}")
+            match = re.search(r"UUID: ([0-9a-f-]{36})", output)
+            assert match, output
+            flow_run_id = match.group(1)
+            work_dir = tmp_path / f"worker-{flow}"
+            work_dir.mkdir()
+            worker = subprocess.run(
+                [
+                    str(runtime_environment.python),
+                    "-m",
+                    "prefect",
+                    "worker",
+                    "start",
+                    "--pool",
+                    WORK_POOL,
+                    "--type",
+                    "process",
+                    "--run-once",
+                ],
+                cwd=work_dir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            run = prefect_server.wait_for_final_state(flow_run_id, timeout=120)
+            logs = prefect_server.logs(flow_run_id)
+            assert run["state"]["type"] == "COMPLETED", (
+                f"{flow}: {run['state']}\n"
+                + "\n".join(logs[-30:])
+                + worker.stdout[-3000:]
+                + worker.stderr[-3000:]
+            )
+            assert "Deployment step 'git_clone' completed successfully" in logs, logs
+            [artifact] = prefect_server.post(
+                "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
+            )
+            assert artifact["key"] == f"{flow}-load"
+            rows = (
+                artifact["data"] if isinstance(artifact["data"], list) else yaml.safe_load(artifact["data"])
+            )
+            assert rows and all(r["rows in table"] > 0 for r in rows), rows
+        assert_destination_equals_source(sandbox.postgres_dsn, warehouse, "products")
+        assert_destination_equals_source(sandbox.postgres_dsn, warehouse, "categories")
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        in_table = con.execute("select count(*) from products.products").fetchone()
-    rows = artifact["data"] if isinstance(artifact["data"], list) else yaml.safe_load(artifact["data"])
-    [products] = [r for r in rows if r["table"] == "products"]
-    assert in_table == (products["rows in table"],)
+        datasets = {
+            row[0]
+            for row in con.execute("select distinct table_schema from information_schema.tables").fetchall()
+        }
+    assert set(scheduled) <= datasets
