@@ -158,7 +158,7 @@ def test_a_process_worker_in_the_no_dev_environment_runs_every_scheduled_deploym
             [artifact] = prefect_server.post(
                 "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
             )
-            assert artifact["key"] == f"{flow}-load"
+            assert artifact["key"] == f"{flow.replace('_', '-')}-load"  # Prefect keys: no underscores
             rows = (
                 artifact["data"] if isinstance(artifact["data"], list) else yaml.safe_load(artifact["data"])
             )
