@@ -195,7 +195,7 @@ def code_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
 def prefect_setup(server: PrefectServer, **extra_env: str) -> str:
     """Run the scripted set-up (`./dev prefect-setup`) against `server`; return what it printed."""
     result = subprocess.run(
-        [sys.executable, "-m", "utils.prefect_setup"],
+        [sys.executable, "-m", "flows.prefect_setup"],
         cwd=ROOT,
         env=server.env(**extra_env),
         capture_output=True,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.prefect_setup import required_objects
 from tests.deploy.conftest import (
     GIT_TOKEN_BLOCK,
     ROOT,
@@ -17,7 +18,6 @@ from tests.deploy.conftest import (
     prefect_setup,
     running_prefect_server,
 )
-from utils.prefect_setup import required_objects
 
 
 def test_the_set_up_reads_the_names_prefect_yaml_uses() -> None:
@@ -26,7 +26,7 @@ def test_the_set_up_reads_the_names_prefect_yaml_uses() -> None:
 
 def test_the_dev_task_runs_the_set_up() -> None:
     body = (ROOT / "dev").read_text().split("  prefect-setup)", 1)[1].split(";;", 1)[0]
-    assert "python -m utils.prefect_setup" in body
+    assert "python -m flows.prefect_setup" in body
 
 
 @pytest.mark.slow

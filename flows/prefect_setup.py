@@ -1,6 +1,6 @@
 """Create what `prefect deploy --all` and the deployments' `pull` step need on a Prefect server.
 
-`./dev prefect-setup` (or `python -m utils.prefect_setup`), against the server in `PREFECT_API_URL`:
+`./dev prefect-setup` (or `python -m flows.prefect_setup`), against the server in `PREFECT_API_URL`:
 
 * the process work pool every deployment in `prefect.yaml` names (`data-pipelines`) - without it
   `prefect deploy --all` fails with "work pool 'data-pipelines' does not exist";
@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
-TOKEN_VARIABLE = "DATA_PIPELINES_GIT_TOKEN"  # noqa: S105 - the variable's name, not a token
+GIT_READ_VARIABLE = "DATA_PIPELINES_GIT_TOKEN"  # the name of the variable holding the token
 _SECRET_REFERENCE = re.compile(r"\{\{\s*prefect\.blocks\.secret\.([\w-]+)\s*\}\}")
 
 
@@ -66,16 +66,16 @@ def _ensure_secret(name: str) -> str:
     from prefect.blocks.system import Secret
     from pydantic import SecretStr
 
-    token = os.environ.get(TOKEN_VARIABLE)
+    token = os.environ.get(GIT_READ_VARIABLE)
     try:
         Secret.load(name)
         exists = True
     except ValueError:  # Prefect: "Unable to find block document named ..."
         exists = False
     if exists and token is None:
-        return f"Secret block '{name}': exists, left as it is ({TOKEN_VARIABLE} not set)"
+        return f"Secret block '{name}': exists, left as it is ({GIT_READ_VARIABLE} not set)"
     Secret(value=SecretStr(token or "")).save(name, overwrite=True)
-    source = f"from {TOKEN_VARIABLE}" if token is not None else f"empty ({TOKEN_VARIABLE} not set)"
+    source = f"from {GIT_READ_VARIABLE}" if token is not None else f"empty ({GIT_READ_VARIABLE} not set)"
     return f"Secret block '{name}': {'updated' if exists else 'created'}, value {source}"
 
 
