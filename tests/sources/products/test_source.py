@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from sandbox.postgres import CatalogueMutator, PostgresServer
 from sources.products import products_source
-from sources.products.source import serialise_nested_in_database
+from utils.sql_types import plan_table
 
 
 def test_one_incremental_merge_resource_per_table(catalogue: CatalogueMutator) -> None:
@@ -29,7 +29,8 @@ def test_nested_columns_are_serialised_by_postgres(
 ) -> None:
     engine = sa.create_engine(postgres_server.dsn)
     table = sa.Table("products", sa.MetaData(), autoload_with=engine)
-    query = serialise_nested_in_database(sa.select(table).where(table.c.id < 3), table)
+    plan = plan_table(engine, "products", pipeline="products")
+    query = plan.adapt_query(sa.select(table).where(table.c.id < 3), table)
     sql = str(query.compile(engine))
     assert "CAST(products.attributes AS TEXT) AS attributes" in sql
     assert "CAST(to_jsonb(products.tags) AS TEXT) AS tags" in sql
