@@ -106,6 +106,8 @@ class LockStatus:
     holder_run: FlowRun | None
     # Why the taken slot belongs to nobody, or None when its holder may still be running.
     orphaned_because: str | None
+    # Since when (time.monotonic) the slot has been seen taken with no holder on record.
+    unrecorded_since: float | None = None
 
     def describe_holder(self) -> str:
         """The holder in words, for the busy error and the logs."""
@@ -152,8 +154,7 @@ def pipeline_lock(pipeline_name: str, timeout_seconds: float | None = None) -> I
     _ensure_lock(limit_name)
     started = time.monotonic()
     deadline = started + timeout
-    unrecorded_since: float | None = None
-    suspect: LockStatus | None = None
+    unrecorded_since: float | None = None  # since when the slot is taken with no holder on record
     with ExitStack() as stack:
         while True:
             wait = max(1.0, min(PIPELINE_LOCK_CHECK_SECONDS, deadline - time.monotonic()))
@@ -170,38 +171,21 @@ def pipeline_lock(pipeline_name: str, timeout_seconds: float | None = None) -> I
                 )
                 break
             except TimeoutError as exc:
-                status = inspect_lock(pipeline_name)
+                status = _look(pipeline_name, unrecorded_since)
+                unrecorded_since = status.unrecorded_since
                 if status.free:
-                    unrecorded_since = suspect = None
                     continue
-                if status.holder is None:
-                    unrecorded_since = unrecorded_since or time.monotonic()
-                    if time.monotonic() - unrecorded_since >= UNRECORDED_HOLDER_GRACE_SECONDS:
-                        status = replace(
-                            status,
-                            orphaned_because=(
-                                f"the slot has been taken for over {UNRECORDED_HOLDER_GRACE_SECONDS:.0f} s "
-                                "with no holder on record"
-                            ),
-                        )
-                else:
-                    unrecorded_since = None
                 if status.orphaned_because is not None:
-                    if suspect is not None and suspect.holder == status.holder:
-                        _free_orphaned_slot(pipeline_name, status)
-                        suspect = None
-                        continue
-                    suspect = status
+                    # Seen again a moment later with the same holder on record: not a new holder
+                    # that has taken the slot but not yet recorded itself.
                     time.sleep(ORPHAN_CONFIRM_SECONDS)
+                    again = _look(pipeline_name, unrecorded_since)
+                    if again.orphaned_because is not None and again.holder == status.holder:
+                        _free_orphaned_slot(pipeline_name, again)
+                        unrecorded_since = None
                     continue
-                suspect = None
                 if time.monotonic() >= deadline:
-                    raise PipelineBusyError(
-                        f"Pipeline '{pipeline_name}' did not start: its lock '{limit_name}' is held by "
-                        f"{status.describe_holder()}, and this run waited {timeout:.0f} s for it. "
-                        "If that run is stuck, cancel it in Prefect; the lock is free for the next run as "
-                        "soon as that run has ended."
-                    ) from exc
+                    raise PipelineBusyError(_busy_message(pipeline_name, status, timeout)) from exc
         me = LockHolder(
             flow_run_id=flow_run_runtime.get_id(),
             host=socket.gethostname(),
@@ -213,6 +197,47 @@ def pipeline_lock(pipeline_name: str, timeout_seconds: float | None = None) -> I
         # reads it while the slot is taken - then it names the holder, or the dead one to free.
         _write_record(pipeline_name, me)
         yield
+
+
+def _look(pipeline_name: str, unrecorded_since: float | None) -> LockStatus:
+    """`inspect_lock`, plus the rule for a slot taken with no holder on record for too long."""
+    status = inspect_lock(pipeline_name)
+    if status.free or status.holder is not None:
+        return status
+    since = unrecorded_since if unrecorded_since is not None else time.monotonic()
+    status = replace(status, unrecorded_since=since)
+    if time.monotonic() - since >= UNRECORDED_HOLDER_GRACE_SECONDS:
+        status = replace(
+            status,
+            orphaned_because=(
+                f"it has been taken for over {UNRECORDED_HOLDER_GRACE_SECONDS:.0f} s with no holder on record"
+            ),
+        )
+    return status
+
+
+def _busy_message(pipeline_name: str, status: LockStatus, waited: float) -> str:
+    """Why the run did not start and what to do - true for each kind of holder."""
+    start = f"Pipeline '{pipeline_name}' did not start: its lock '{lock_name(pipeline_name)}' is held by "
+    waited_for = f", and this run waited {waited:.0f} s for it."
+    if status.holder is None:
+        return (
+            start
+            + "a holder that did not record itself (one from before holders were recorded)"
+            + waited_for
+            + f" A waiting run frees such a slot once it has been taken for {UNRECORDED_HOLDER_GRACE_SECONDS:.0f} s; "
+            "the next scheduled run will."
+        )
+    if status.holder_run is None:
+        return (
+            start + status.describe_holder() + waited_for + " It is not a flow run: if that process is "
+            f"stuck, stop it; its slot frees itself within {PIPELINE_LOCK_LEASE_SECONDS} s of it ending."
+        )
+    return (
+        start + status.describe_holder() + waited_for + " If that run is stuck, cancel it "
+        f"(`prefect flow-run cancel {status.holder_run.id}`); the next run frees the lock once that run "
+        "has ended, even if it could not release it."
+    )
 
 
 def lock_name(pipeline_name: str) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
 from flows import lock
 from flows.currencies import currencies_flow
 from sandbox.frankfurter import FrankfurterServer
-from tests.flows.prefect_api import task_runs
+from tests.flows.prefect_api import run_logs, task_runs
 
 
 @pytest.mark.usefixtures("no_retry_delay")
@@ -36,8 +38,35 @@ def test_a_second_run_of_the_same_pipeline_waits_for_the_lock_and_gives_up_witho
     assert blocked.is_failed()
     [run] = task_runs(blocked.state_details.flow_run_id)
     assert run.run_count == 1  # waiting longer would not help: a person must look
-    with pytest.raises(lock.PipelineBusyError, match="pipeline-currencies"):
+    with pytest.raises(lock.PipelineBusyError, match="pipeline-currencies") as busy:
         blocked.result()
+    # True to the holder: a thread of this test, outside any flow run.
+    assert "is held by a process outside any flow run" in str(busy.value)
     assert frankfurter.request_count("/v1/currencies") == 0
     monkeypatch.setattr(lock, "PIPELINE_LOCK_TIMEOUT_SECONDS", 30.0)  # the release is not instant
     assert currencies_flow(return_state=True).is_completed()  # the lock is free again
+
+
+@pytest.mark.usefixtures("no_retry_delay")
+def test_a_slot_left_by_a_holder_that_ended_is_freed_by_the_next_run(
+    frankfurter: FrankfurterServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a Prefect server restart leaves (tests/operations measures the real thing): the slot
+    # counted as taken, its lease gone, its holder's flow run over.
+    first = currencies_flow(return_state=True)
+    assert first.is_completed()
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(
+            lock.lock_name("currencies"), GlobalConcurrencyLimitUpdate(active_slots=1)
+        )
+    monkeypatch.setattr(lock, "PIPELINE_LOCK_TIMEOUT_SECONDS", 60.0)
+    monkeypatch.setattr(lock, "PIPELINE_LOCK_CHECK_SECONDS", 2.0, raising=False)
+
+    second = currencies_flow(return_state=True)
+
+    assert second.is_completed()
+    logs = "\n".join(run_logs(second.state_details.flow_run_id))
+    assert "freeing the lock 'pipeline-currencies'" in logs
+    assert f"({first.state_details.flow_run_id}), ended Completed" in logs
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(lock.lock_name("currencies")).active_slots == 0
