@@ -38,6 +38,8 @@ EXPECTED_TYPES = {
     "c_numeric_30_20": "DECIMAL(30,20)",
     "c_numeric_38_0": "DECIMAL(38,0)",
     "c_numeric_50_10": "VARCHAR",
+    "c_numeric_negative_scale": "VARCHAR",  # numeric(5,-2): no warehouse decimal has a negative scale
+    "c_numeric_scale_over_precision": "VARCHAR",
     "c_real": "DOUBLE",
     "c_double": "DOUBLE",
     "c_money": "DECIMAL(19,2)",
@@ -134,6 +136,8 @@ def test_every_builtin_type_loads_exactly(
     assert rows[1]["c_numeric_30_20"] == Decimal("1234567890.12345678901234567890")
     assert rows[1]["c_numeric_38_0"] == Decimal("12345678901234567890123456789012345678")
     assert rows[1]["c_numeric_50_10"] == "1234567890123456789012345678901234567890.0123456789"
+    assert rows[1]["c_numeric_negative_scale"] == "1234600"  # as PostgreSQL stored it
+    assert rows[1]["c_numeric_scale_over_precision"] == "0.00123"
     assert [rows[i]["c_money"] for i in (1, 2)] == [
         Decimal("-92233720368547758.08"),
         Decimal("92233720368547758.07"),
@@ -261,3 +265,28 @@ def _engine(server: PostgresServer) -> Any:
     import sqlalchemy as sa
 
     return sa.create_engine(server.reader_dsn)
+
+
+def test_special_values_in_small_batches_and_incremental_runs(
+    all_types_table: str, postgres_server: PostgresServer, warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two rows per batch: some batches carry `_pg_special_values`, others do not write it at all.
+    monkeypatch.setenv("SOURCES__PRODUCTS__CHUNK_SIZE", "2")
+    load()
+    with psycopg2.connect(to_libpq_url(postgres_server.dsn)) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"UPDATE {ALL_TYPES_TABLE} SET updated_at = '2024-07-01', c_date = 'infinity',"
+            " c_numeric_38_0 = 1 WHERE id = 1;"
+            f" UPDATE {ALL_TYPES_TABLE} SET updated_at = '2024-07-01', c_date = '2024-03-01' WHERE id = 2"
+        )
+    conn.close()
+    load()  # incremental: only rows 1 and 2 are read again, and the column types do not drift
+    types, rows = destination(warehouse)
+    assert types["c_numeric_38_0"] == "DECIMAL(38,0)" and types["c_numeric"] == "VARCHAR"
+    assert rows[1]["c_date"] is None and json.loads(rows[1][SPECIAL_VALUES_COLUMN]) == {"c_date": "infinity"}
+    assert rows[1]["c_numeric_38_0"] == Decimal(1)
+    assert rows[2]["c_date"] == dt.date(2024, 3, 1)
+    assert json.loads(rows[2][SPECIAL_VALUES_COLUMN])["c_timestamp"] == "infinity"  # the rest of row 2 stays
+    assert "c_date" not in json.loads(rows[2][SPECIAL_VALUES_COLUMN])  # no stale record of the old value
+    assert json.loads(rows[3][SPECIAL_VALUES_COLUMN])["c_date"] == "-infinity"
+    assert rows[5][SPECIAL_VALUES_COLUMN] is None
