@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -50,6 +51,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 # What dlt itself puts between a column's name and the type of its variant (`x__v_text`).
 VARIANT_INFIX = "__v_"
+# A number written plainly that DECIMAL(38, 18) holds as it is: at most 20 digits before the
+# point and 18 after.
+_PLAIN_DECIMAL = re.compile(
+    rf"-?[0-9]{{1,{NUMBER_PRECISION - NUMBER_SCALE}}}(\.[0-9]{{1,{NUMBER_SCALE}}})?", re.ASCII
+)
 # int64's range (BIGINT).
 _BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 # How to reload every contact with the current property types (the remedy a warning names).
@@ -263,13 +269,21 @@ class ContactColumns:
                 f"hubspot: contact {contact_id} has no `properties` object; nothing was loaded."
             )
         row: Row = {ID_COLUMN: contact_id, ARCHIVED_COLUMN: bool(contact.get("archived", False))}
+        placements = self.placements
         for name, value in raw.items():
             if name in (ID_COLUMN, ARCHIVED_COLUMN):
+                continue
+            if value is None:
+                # Many values are null: no conversion, only the column (typed by the hints).
+                row[(placements.get(name) or self.placement(name)).column] = None
                 continue
             if name == LAST_MODIFIED:
                 row[name] = convert(value, "timestamp", contact_id, name)
                 continue
-            placed = self.placement(name)
+            placed = placements.get(name) or self.placement(name)
+            if placed.data_type == "text":
+                row[placed.column] = value if isinstance(value, str) else str(value)
+                continue
             try:
                 row[placed.column] = typed_value(value, placed.data_type)
             except (ValueError, ArithmeticError):
@@ -476,6 +490,8 @@ def parse_decimal(text: str) -> Decimal:
         ValueError: Not a finite number, or more than 20 integer or 18 fractional digits
             (rounding it would change it).
     """
+    if _PLAIN_DECIMAL.fullmatch(text):  # the common case, decided by the regular expression alone
+        return Decimal(text)
     try:
         number = Decimal(text)
     except InvalidOperation:
