@@ -194,6 +194,8 @@ class ContactColumns:
     placements: dict[str, Placement] = field(init=False, default_factory=dict)
     moved: list[tuple[Placement, str]] = field(init=False, default_factory=list)
     mismatches: dict[str, _Mismatch] = field(init=False, default_factory=dict)
+    text_columns: set[str] = field(init=False, default_factory=set)
+    hinted: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         for prop in self.properties:
@@ -235,7 +237,11 @@ class ContactColumns:
         return placed
 
     def hints(self) -> dict[str, TColumnSchema]:
-        """Column hints of the fixed columns and of every property's typed column."""
+        """Column hints of the fixed columns, every property's typed column and each text column used.
+
+        Text columns are hinted as text although their values are strings anyway: dlt would
+        otherwise type a column whose first value looks like an ISO timestamp as a timestamp.
+        """
         hints = _fixed_hints()
         for placed in self.placements.values():
             if placed.column not in hints:
@@ -244,7 +250,15 @@ class ContactColumns:
                     "nullable": True,
                     **type_hint(placed.data_type),
                 }
+        for column in self.text_columns:
+            hints.setdefault(column, {"name": column, "nullable": True, "data_type": "text"})
         return hints
+
+    def new_hints(self) -> dict[str, TColumnSchema]:
+        """The hints of `hints()` not returned by an earlier call (for the next batch)."""
+        fresh = {name: hint for name, hint in self.hints().items() if name not in self.hinted}
+        self.hinted.update(fresh)
+        return fresh
 
     def row(self, contact: Mapping[str, Any]) -> Row:
         """Turn one contact from the API into a row: `id`, `archived` and one value per property.
@@ -289,6 +303,7 @@ class ContactColumns:
             except (ValueError, ArithmeticError):
                 row[placed.column] = None
                 row[placed.text_column] = value if isinstance(value, str) else str(value)
+                self.text_columns.add(placed.text_column)
                 self._note_mismatch(name, contact_id, str(value))
         if row.get(LAST_MODIFIED) is None:
             # Always returned by HubSpot; without it the increment cannot move forward.

@@ -154,7 +154,7 @@ def _contact_columns(catalogue: Sequence[Any]) -> ContactColumns:
 
 
 class _Emitter:
-    """Turns pages into rows once: the first batch carries the column hints, repeats are dropped.
+    """Turns pages into rows once: batches carry the column hints, repeats are dropped.
 
     Each contact is followed by a deletion row for every contact merged into it (see the module).
 
@@ -167,7 +167,6 @@ class _Emitter:
     def __init__(self, columns: ContactColumns, *, remember_from: int) -> None:
         self.columns = columns
         self.remember_from = remember_from
-        self.hinted = False
         self.emitted: dict[str, int] = {}
 
     def rows(self, page: list[dict[str, Any]]) -> Iterator[Any]:
@@ -187,11 +186,9 @@ class _Emitter:
             )
         if not batch:
             return
-        if not self.hinted:
-            self.hinted = True
-            yield dlt.mark.with_hints(batch, dlt.mark.make_hints(columns=self.columns.hints()))
-        else:
-            yield batch
+        # The first batch carries every column's hint; a later one those of columns new in it.
+        hints = self.columns.new_hints()
+        yield dlt.mark.with_hints(batch, dlt.mark.make_hints(columns=hints)) if hints else batch
 
     def forget_before(self, lower_ms: int) -> None:
         """Drop memory of contacts older than the search's lower bound: it cannot return them."""

@@ -480,6 +480,8 @@ def test_one_value_that_does_not_match_its_type_blocks_no_contact(
         hubspot_pipeline.run()
         ids = sorted(server.snapshot(), key=int)
         server.set_properties([ids[7]], {"annualrevenue": "12k", "date_of_birth": "31/01/1990"})
+        # Looks like a timestamp: kept as the text it is, not typed by dlt's timestamp detection.
+        server.set_properties([ids[8]], {"hubspotscore": "2026-01-31T00:00:00.000Z"})
         changed = server.modify_contacts(ids[50:60])
         with caplog.at_level(logging.WARNING, logger="sources.hubspot"):
             hubspot_pipeline.run()  # failed: MalformedPayloadError, nothing loaded
@@ -492,3 +494,5 @@ def test_one_value_that_does_not_match_its_type_blocks_no_contact(
     assert (bad["date_of_birth"], bad["date_of_birth__v_text"]) == (None, "31/01/1990")
     assert render(bad["email"]) == snapshot[ids[7]]["email"]
     assert sum(f"contact {ids[7]}" in m for m in caplog.messages) == 2
+    assert rows[ids[8]]["hubspotscore__v_text"] == "2026-01-31T00:00:00.000Z"
+    assert column_types(warehouse)["hubspotscore__v_text"] == "VARCHAR"
