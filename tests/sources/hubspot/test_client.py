@@ -174,14 +174,16 @@ def test_the_general_limit_is_never_hit_when_pacing_from_headers(monkeypatch: py
 
 
 def test_search_is_paced_at_the_configured_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The production headroom (4 per second configured against HubSpot's 5): with none, a busy
+    # machine delays one request's arrival by more than the pacer's 25 ms margin and gets a 429.
     with portal(monkeypatch, contacts=600, custom_properties=0, search_rate_per_second=20) as server:
-        api = api_for(server, search_rate=20)
+        api = api_for(server, search_rate=16)
         result = searched(api, ModifiedSinceKeysetPaginator(0, ["email"], page_size=20))
-        statuses = [r.status for r in server.recorded_requests()]
+        log = server.recorded_requests()
 
     assert len(result) == 600
-    assert 429 not in statuses
-    assert len(statuses) >= 30
+    assert 429 not in [r.status for r in log]
+    assert len(log) >= 30
 
 
 def test_429s_are_waited_out_for_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
