@@ -197,6 +197,8 @@ def test_throttling_is_retried_by_botocore_then_raised_as_transient(vault: Vault
         (f"access_token = '{TOKEN}'", "is not valid JSON (line 1, column 1"),
         (json.dumps([TOKEN]), "is JSON but not an object (a list)"),
     ],
+    # Fixed ids: TOKEN is made up per process, and pytest-xdist needs every worker to collect the same.
+    ids=["json-with-a-trailing-comma", "toml", "json-list"],
 )
 def test_a_secret_that_is_not_a_json_object_names_the_secret_never_its_value(
     vault: Vault, text: str, words: str
