@@ -25,7 +25,7 @@ from types import FrameType
 from typing import Any
 
 # How long the controller waits for its workers to tear down before it stops anyway.
-WORKER_TEARDOWN_SECONDS = 60.0
+WORKER_TEARDOWN_SECONDS = 120.0
 # Where workers note that their teardown is done (set by the controller, inherited by workers).
 DONE_DIR_VARIABLE = "TESTS_INTERRUPT_DONE_DIR"
 
