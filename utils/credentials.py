@@ -19,7 +19,7 @@ from dlt.common.typing import TSecretStrValue
 DEFAULT_POSTGRES_PORT = 5432
 
 
-@configspec
+@configspec(init=False)
 class SqlDatabaseCredentials(ConnectionStringCredentials):
     """A database connection with every key it needs required (host, database, username, password).
 
