@@ -57,7 +57,8 @@ def prefect_api() -> Iterator[None]:
     if active is not None and active.server_process is not None and PREFECT_API_URL.value() == active.api_url:
         yield
         return
-    with prefect_test_harness(server_startup_timeout=120):
+    # Generous: on a busy 2-core machine (other runs, xdist workers) the server takes minutes to start.
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 

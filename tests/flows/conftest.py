@@ -12,7 +12,8 @@ from prefect.testing.utilities import prefect_test_harness
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_api() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=120):
+    # Generous: on a busy 2-core machine (other runs, xdist workers) the server takes minutes to start.
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
