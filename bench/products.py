@@ -18,6 +18,10 @@ is its own) and, for full loads, into a fresh DuckDB file:
     --alt       opt-in (--alt NAME:KEY=VALUE,...): our pipeline with other settings, e.g.
                 nocomp:DATA_WRITER__COMPRESSION=none
 
+  guarantees (--guarantees, alone): the key reconciliation's cost after --deleted rows are deleted
+  upstream, the rows the late-commit guard re-reads while a transaction stays open, and the scan an
+  xmin cursor would need instead.
+
   incremental runs (--incremental-sizes, e.g. 1000000,3000000): one full load per variant (not
   timed), then every round changes --changed products and runs each variant again: the rows it
   read, and its whole-process and in-process time.
@@ -294,6 +298,128 @@ def incremental_runs(
     return results
 
 
+# -- guarantees: the cost of the late-commit guard and of the key reconciliation -------------------
+
+
+def guarantees(rows: int, changed: int, deleted: int) -> None:
+    """Measure, in this process, what issue 11's guarantees cost at `rows` products.
+
+    * Key reconciliation: after a full load, `deleted` products are deleted physically upstream, then
+      one reconciliation of `products` compares every id on both sides (in chunks) and deletes them.
+    * Late-commit guard: incremental runs while a transaction stays open; the rows each run read
+      beyond those changed since the previous run are the re-read cost.
+    * The alternative weighed, an xmin cursor: every run must scan the whole table (xmin has no index).
+    """
+    import duckdb
+    import psycopg2
+    import sqlalchemy as sa
+
+    from sandbox.postgres import CatalogueMutator, PostgresServer, seed_catalogue, to_libpq_url
+
+    with PostgresServer() as server, tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        os.environ.update(
+            {
+                "DLT__DESTINATION": "duckdb",
+                "LOCAL__DUCKDB_PATH": str(tmp / "warehouse.duckdb"),
+                "DLT_DATA_DIR": str(tmp / "dlt"),
+                "SOURCES__PRODUCTS__RECONCILE_EVERY_RUNS": "0",  # measured on its own below
+                **{
+                    f"SOURCES__PRODUCTS__CREDENTIALS__{k.upper()}": str(v)
+                    for k, v in server.dlt_credentials().items()
+                },
+            }
+        )
+        started = time.perf_counter()
+        seed_catalogue(server.dsn, products=rows)
+        print(f"seeded {rows:,} products in {time.perf_counter() - started:.1f} s", flush=True)
+        from pipelines.products import pipeline, run
+        from sources.products.reconcile import RECONCILE_CHUNK_SIZE, reconcile_table, source_key_chunks
+        from utils.key_reconciliation import SqlClientKeys
+
+        def rows_read() -> int:
+            trace = pipeline().last_trace
+            counts = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
+            return int(counts.get("products", 0))
+
+        started = time.perf_counter()
+        run()
+        print(f"full load: {rows_read():,} rows in {time.perf_counter() - started:.1f} s", flush=True)
+
+        # -- key reconciliation
+        owner = psycopg2.connect(to_libpq_url(server.dsn))
+        with owner, owner.cursor() as cur:
+            cur.execute(
+                "delete from products where id in (select id from products order by hashint8(id) limit %s)",
+                (deleted,),
+            )
+        engine = sa.create_engine(server.reader_dsn)
+        started = time.perf_counter()
+        source_ids = sum(len(c) for c in source_key_chunks(engine, "products", "id", RECONCILE_CHUNK_SIZE))
+        source_seconds = time.perf_counter() - started
+        with SqlClientKeys(pipeline()) as destination:
+            started = time.perf_counter()
+            result = reconcile_table(engine, destination, "products")
+            seconds = time.perf_counter() - started
+        with duckdb.connect(str(tmp / "warehouse.duckdb"), read_only=True) as con:
+            left = con.sql("select count(*) from products.products").fetchall()[0][0]
+        print(
+            f"key reconciliation: {result.source_keys:,} ids upstream vs {result.destination_keys:,} in the "
+            f"destination, {result.deleted:,} deleted, in {seconds:.2f} s "
+            f"(upstream ids alone: {source_ids:,} in {source_seconds:.2f} s); destination now {left:,} rows",
+            flush=True,
+        )
+
+        # -- late-commit guard: rows re-read while a transaction stays open
+        mutator = CatalogueMutator(server.dsn)
+        mutator.update_products(changed)
+        run()
+        print(f"incremental, no open transaction: read {rows_read():,} for {changed:,} changed", flush=True)
+        holder = psycopg2.connect(to_libpq_url(server.dsn))
+        with holder.cursor() as cur:
+            cur.execute("select now()")  # an open transaction that has not written yet
+            for step in (1, 2, 3):
+                mutator.update_products(changed)
+                run()
+                print(
+                    f"incremental {step}, transaction open: read {rows_read():,} for {changed:,} changed since "
+                    f"the previous run ({rows_read() - changed:,} re-read)",
+                    flush=True,
+                )
+        holder.commit()
+        holder.close()
+        mutator.update_products(changed)
+        run()
+        print(f"incremental after it ended: read {rows_read():,} for {changed:,} changed", flush=True)
+        run()
+        print(f"incremental, nothing changed: read {rows_read():,}", flush=True)
+
+        # -- the alternative weighed: an xmin cursor reads the whole table every run
+        with owner, owner.cursor() as cur:
+            cur.execute("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            xmin = cur.fetchone()[0]
+            for label, query, argument in (
+                ("updated_at >= (index range)", "select count(*) from products where updated_at >= %s", None),
+                (
+                    "xmin >= (whole-table scan)",
+                    "select count(*) from products where xmin::text::bigint >= %s",
+                    xmin - 10,
+                ),
+            ):
+                if argument is None:
+                    cur.execute("select max(updated_at) - interval '1 minute' from products")
+                    argument = cur.fetchone()[0]
+                started = time.perf_counter()
+                cur.execute(query, (argument,))
+                count = cur.fetchone()[0]
+                print(
+                    f"cursor query {label}: {count:,} rows in {time.perf_counter() - started:.3f} s",
+                    flush=True,
+                )
+        owner.close()
+        engine.dispose()
+
+
 def main() -> None:
     """Parse the arguments, seed, measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -336,12 +462,22 @@ def main() -> None:
         metavar="NAME:KEY=VALUE[,KEY=VALUE]",
         help="an extra variant: our pipeline with these settings (e.g. nocomp:DATA_WRITER__COMPRESSION=none)",
     )
+    parser.add_argument(
+        "--guarantees",
+        action="store_true",
+        help="only measure the key reconciliation and the late-commit guard's re-reads at --rows",
+    )
+    parser.add_argument("--deleted", type=int, default=1000, help="with --guarantees: rows deleted upstream")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
         print(json.dumps(worker(args.worker, args.workdir)))
+        return
+    if args.guarantees:
+        sys.path.insert(0, str(ROOT))
+        guarantees(args.rows, args.changed, args.deleted)
         return
 
     sys.path.insert(0, str(ROOT))

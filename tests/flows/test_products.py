@@ -177,3 +177,26 @@ def latest_updated_at(server: PostgresServer) -> datetime:
         row = cur.fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
+
+
+def test_the_load_artifact_reports_rows_removed_by_the_key_reconciliation(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg2
+
+    monkeypatch.setenv("SOURCES__PRODUCTS__RECONCILE_EVERY_RUNS", "1")
+    assert products_flow(return_state=True).is_completed()
+    with psycopg2.connect(postgres_server.dsn.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
+        cur.execute(
+            "delete from products where id in (select id from products where deleted_at is null limit 3)"
+        )
+    conn.close()
+    state = products_flow(return_state=True)
+    assert state.is_completed()
+    assert state.result().reconciled_deletes == {"categories": 0, "products": 3}
+    _, description, _ = load_report(state.state_details.flow_run_id)
+    assert description is not None
+    assert (
+        "Key reconciliation ran: rows deleted upstream removed from the destination: `categories` 0, `products` 3."
+        in description
+    )
