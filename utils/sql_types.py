@@ -12,12 +12,13 @@ error handling. This module decides, per column and before anything is read, how
   time kinds, `numeric(p,s)` within the reader's decimal): read as is, with the destination column
   typed from the source (integer width, text length, decimal precision and scale, time zone).
 * **cast** - PostgreSQL converts the value server-side into something the reader takes exactly:
-  JSON text for jsonb, json, arrays and composite types (landing as JSON columns); the type's own
-  text form for everything else (`interval`, `money` goes to `numeric` instead, ranges, geometric,
-  network, bit strings, `xml`, `tsvector`, `pg_lsn`, ...) - PostgreSQL's output function round-trips,
-  so the text is exact.
-* **special values** - `±infinity` dates and timestamps, `NaN` in a `numeric(p,s)` and the time
-  `24:00:00` have no equal in the destination types (Snowflake has no infinite timestamps, no
+  `money` to `numeric(19,s)`, `oid` to `bigint`; JSON text for jsonb, json, arrays and composite
+  types (landing as JSON columns); the type's own text form for everything else (unconstrained
+  `numeric`, `interval`, ranges, geometric, network, bit strings, `xml`, `tsvector`, `pg_lsn`, ...)
+  - PostgreSQL's output function round-trips, so the text is exact. A `numeric(p,s)` that fits a
+  38-digit decimal but not the reader's DECIMAL(38,10) is sent as text into a DECIMAL(p,s) column.
+* **special values** - `+-infinity` dates and timestamps, years outside 1 to 9999, `NaN` in a
+  `numeric(p,s)` and the time `24:00:00` have no equal in the destination types (Snowflake has no infinite timestamps, no
   decimal holds NaN). They load as NULL, and the row's `_pg_special_values` column holds the real
   value as JSON, e.g. `{"valid_to": "infinity"}` - the same on DuckDB and Snowflake, never a value
   that looks real. The column is only written when a batch has such a value.
@@ -30,8 +31,10 @@ error handling. This module decides, per column and before anything is read, how
 Usage with `sql_table` (see `sources/products/source.py`)::
 
     plan = plan_table(engine, "products", pipeline="products")
+    plan.check()  # raises UnsupportedColumnTypeError before anything is read
     resource = sql_table(credentials=engine, table="products", backend="connectorx",
                          reflection_level="full", query_adapter_callback=plan.adapt_query,
+                         type_adapter_callback=reflection_type_adapter,
                          table_loader_class=guarded_loader_class("connectorx", plan), ...)
     plan.apply(resource)
 """
