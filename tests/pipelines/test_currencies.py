@@ -114,7 +114,9 @@ def test_unknown_destination_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
 def test_snowflake_without_credentials_names_the_missing_keys(
     frankfurter: FrankfurterServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("DLT__DESTINATION")
+    # Snowflake named explicitly, no environment: nothing (no database, no role) is pinned.
+    monkeypatch.setenv("DLT__DESTINATION", "snowflake")
+    monkeypatch.delenv("DLT__ENVIRONMENT", raising=False)
     monkeypatch.chdir(tmp_path)  # no .dlt/secrets.toml from a developer's checkout
     with pytest.raises(ConfigurationError) as caught:
         currencies_pipeline.run()
