@@ -70,3 +70,21 @@ def test_the_cap_runs_right_after_dlts_incremental_step(catalogue: CatalogueMuta
         steps = [type(step).__name__ for step in resource._pipe.steps]
         assert steps.index("AfterIncremental") == steps.index("IncrementalResourceWrapper") + 1, steps
         assert any(isinstance(step, AfterIncremental) for step in resource._pipe.steps)
+
+
+def test_a_prepared_transaction_keeps_the_cursor_where_it_started() -> None:
+    # A prepared (two-phase) transaction has no session and no known start: the cursor must not
+    # advance past where this run started (the sandbox runs with max_prepared_transactions = 0, so
+    # this is the decision alone).
+    from datetime import UTC, datetime, timedelta
+
+    from sources.products.late_commits import Horizon, LateCommitGuard
+
+    now = datetime.now(UTC)
+    guard = LateCommitGuard("products", "updated_at")
+    guard.start_value = now - timedelta(hours=1)
+    guard.horizon = Horizon(read_at=now, oldest_open=None, prepared=1)
+    assert guard.cap() == (True, now - timedelta(hours=1))
+    guard.horizon = Horizon(read_at=now, oldest_open=now - timedelta(minutes=5), prepared=0)
+    assert guard.cap() == (True, now - timedelta(minutes=5))
+    assert LateCommitGuard("products", "updated_at", enabled=False).cap() == (False, None)
