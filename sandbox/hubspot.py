@@ -1000,7 +1000,7 @@ class HubSpotServer:
             ).encode()
             self._version += 1
 
-    def merge_contacts(self, primary_id: str, id_to_merge: str) -> str:
+    def merge_contacts(self, primary_id: str, id_to_merge: str, *, new_id: bool = False) -> str:
         """Merge one live contact into another, as `POST /crm/v3/objects/contacts/merge` does.
 
         The merged-away contact disappears from the live and the archived listings; the primary
@@ -1010,6 +1010,8 @@ class HubSpotServer:
         Args:
             primary_id: The contact that survives.
             id_to_merge: The contact merged into it.
+            new_id: Give the merged record a new id instead (HubSpot has been reported to do so):
+                then the primary is merged away too and its id is listed as well.
 
         Returns:
             The survivor's id.
@@ -1023,20 +1025,27 @@ class HubSpotServer:
         with self._lock:
             primary, merged = self._pick([primary_id, id_to_merge], live=True)
             stamp = self._next_timestamp()
-            values, lost = self._values(primary), self._values(merged)
+            values, lost = dict(self._values(primary)), self._values(merged)
             for name, value in lost.items():
                 if name != MERGED_IDS_PROPERTY and value not in (None, "") and values.get(name) in (None, ""):
                     values[name] = value
             ids = [
                 *(values.get(MERGED_IDS_PROPERTY) or "").split(";"),
+                *([primary.id] if new_id else []),
                 merged.id,
                 *(lost.get(MERGED_IDS_PROPERTY) or "").split(";"),
             ]
             values[MERGED_IDS_PROPERTY] = ";".join(i for i in dict.fromkeys(ids) if i)
-            merged.merged_into = primary.id
-            primary.modified_ms = stamp
+            if new_id:
+                survivor = self._new_contact(self._mutation_rng, primary.created_ms, stamp)
+                primary.merged_into = survivor.id
+            else:
+                survivor = primary
+            survivor.values = values
+            survivor.modified_ms = stamp
+            merged.merged_into = survivor.id
             self._version += 1
-            return primary.id
+            return survivor.id
 
     def merged_ids(self) -> dict[str, str]:
         """Every merged-away contact id and the id of the contact it was merged into."""

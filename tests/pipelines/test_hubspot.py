@@ -396,10 +396,12 @@ def test_merged_away_contacts_leave_the_table_on_the_next_incremental_run(
         assert merge(server, ids[10], ids[20])["id"] == ids[10]
         merge(server, ids[30], ids[40])
         merge(server, ids[10], ids[30])  # a chain: 40 went into 30, 30 into 10
+        renumbered = server.merge_contacts(ids[50], ids[60], new_id=True)  # both old ids go
         hubspot_pipeline.run()
 
         loaded = {r["id"]: r for r in loaded_contacts(warehouse)}
-        assert {ids[20], ids[30], ids[40]} & set(loaded) == set()
+        assert {ids[20], ids[30], ids[40], ids[50], ids[60]} & set(loaded) == set()
+        assert renumbered in loaded
         assert set(loaded[ids[10]]["hs_merged_object_ids"].split(";")) == {ids[20], ids[30], ids[40]}
         assert_destination_equals_portal(warehouse, server)
 
