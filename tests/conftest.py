@@ -44,6 +44,8 @@ SLOW = {
     "pipelines/test_hubspot.py::test_full_load_then_an_increment_over_the_search_cap": "12,000 contacts",
     "pipelines/test_hubspot.py::test_killed_mid_run_then_rerun": "runs killed in subprocesses",
     "pipelines/test_exchange_rates.py::test_sigkill": "runs killed in subprocesses",
+    "pipelines/test_products.py::test_sigkill": "runs killed in subprocesses",
+    "pipelines/test_products_first_load.py::test_sigkill": "runs killed in subprocesses",
 }
 TESTS = Path(__file__).resolve().parent
 
