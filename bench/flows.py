@@ -174,6 +174,8 @@ def main() -> None:
         extra: list[Any] = [f["wall"] - r["wall"] for f, r in zip(results[name], results["run"], strict=True)]
         target = "  (target <= 1.5 s)" if name == "flow" else ""
         print(f"{name} - run, same round: {cell(extra)} s{target}")
+        cpu: list[Any] = [f["cpu"] - r["cpu"] for f, r in zip(results[name], results["run"], strict=True)]
+        print(f"{name} - run, CPU time, same round: {cell(cpu)} s")
     print(f"\nload average at end: {loadavg()}")
 
 
