@@ -67,6 +67,10 @@ def main() -> None:
             }
         )
         os.environ.pop("DLT__DESTINATION", None)
+        # Unset, the environment is `local`, which loads everything into DuckDB: the landing bucket is
+        # production's destination (as in the tests, with the vault off - moto holds no secrets).
+        os.environ["DLT__ENVIRONMENT"] = "production"
+        os.environ["VAULT__ENABLED"] = "false"
         print(
             f"Frankfurter sandbox publishing {args.start_date} to {api.today}, {args.chunk_days} days per request"
         )
