@@ -51,15 +51,15 @@ TESTS = Path(__file__).resolve().parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    worker = "PYTEST_XDIST_WORKER" in os.environ
+    # xdist gives its workers `workerinput`; the environment variable may be inherited by a nested run.
+    worker = hasattr(config, "workerinput")
     controller = not worker and config.getoption("dist", "no") != "no"
     interrupts.install(xdist_controller=controller, xdist_worker=worker)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     interrupts.note_teardown_done()
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        interrupts.finish()
+    interrupts.finish()
 
 
 @pytest.hookimpl(tryfirst=True)

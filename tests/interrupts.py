@@ -30,6 +30,8 @@ WORKER_TEARDOWN_SECONDS = 120.0
 DONE_DIR_VARIABLE = "TESTS_INTERRUPT_DONE_DIR"
 
 _interrupted = threading.Event()
+# The directory this process made as an xdist controller (removed again by `finish`).
+_done_dirs: list[str] = []
 
 
 def _children() -> list[int]:
@@ -88,7 +90,8 @@ def install(*, xdist_controller: bool, xdist_worker: bool) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     if xdist_controller:
-        os.environ[DONE_DIR_VARIABLE] = tempfile.mkdtemp(prefix="pytest-interrupt-")
+        _done_dirs.append(tempfile.mkdtemp(prefix="pytest-interrupt-"))
+        os.environ[DONE_DIR_VARIABLE] = _done_dirs[-1]
         signal.signal(signal.SIGTERM, _controller_interrupt)
         signal.signal(signal.SIGINT, _controller_interrupt)
     else:
@@ -108,9 +111,8 @@ def note_teardown_done() -> None:
 
 def finish() -> None:
     """In the xdist controller, at the end: remove the directory the workers noted teardown in."""
-    done = os.environ.pop(DONE_DIR_VARIABLE, None)
-    if done:
-        shutil.rmtree(done, ignore_errors=True)
+    while _done_dirs:
+        shutil.rmtree(_done_dirs.pop(), ignore_errors=True)
 
 
 def run(
