@@ -14,12 +14,11 @@ from utils.load_summary import LoadSummary
     retry_condition_fn=retry_unless_permanent,
 )
 def load_currencies() -> LoadSummary:
-    """Run the currencies pipeline and report what it loaded."""
-    # Imported here so the flow module stays importable without the pipeline's dependencies being
-    # resolved, and to avoid import cycles between layers.
-    from pipelines.currencies import run
+    """Run the currencies pipeline under its lock and publish what it loaded."""
+    # Imported here: the flow module loads without dlt, and layers import downwards only.
+    from pipelines.currencies import PIPELINE_NAME, run
 
-    return run_and_report(run)
+    return run_and_report(PIPELINE_NAME, run)
 
 
 @flow(name="currencies", log_prints=True)

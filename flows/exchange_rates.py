@@ -16,16 +16,15 @@ from utils.load_summary import LoadSummary
     retry_condition_fn=retry_unless_permanent,
 )
 def load_exchange_rates(start_date: dt.date | None = None, end_date: dt.date | None = None) -> LoadSummary:
-    """Run the exchange_rates pipeline and report what it loaded.
+    """Run the exchange_rates pipeline under its lock and publish what it loaded.
 
     A retry is safe: a failed extraction leaves nothing behind, and a load package that failed
     half-way is finished first, rewriting the same object paths, so no row lands twice.
     """
-    # Imported here so the flow module stays importable without the pipeline's dependencies being
-    # resolved, and to avoid import cycles between layers.
-    from pipelines.exchange_rates import run
+    # Imported here: the flow module loads without dlt, and layers import downwards only.
+    from pipelines.exchange_rates import PIPELINE_NAME, run
 
-    return run_and_report(run, start_date=start_date, end_date=end_date)
+    return run_and_report(PIPELINE_NAME, run, start_date=start_date, end_date=end_date)
 
 
 @flow(name="exchange_rates", log_prints=True)

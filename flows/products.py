@@ -14,12 +14,11 @@ from utils.load_summary import LoadSummary
     retry_condition_fn=retry_unless_permanent,
 )
 def load_products(full_refresh: bool = False) -> LoadSummary:
-    """Run the products pipeline and report what it loaded."""
-    # Imported here so the flow module stays importable without the pipeline's dependencies being
-    # resolved, and to avoid import cycles between layers.
-    from pipelines.products import run
+    """Run the products pipeline under its lock and publish what it loaded."""
+    # Imported here: the flow module loads without dlt, and layers import downwards only.
+    from pipelines.products import PIPELINE_NAME, run
 
-    return run_and_report(run, full_refresh=full_refresh)
+    return run_and_report(PIPELINE_NAME, run, full_refresh=full_refresh)
 
 
 @flow(name="products", log_prints=True)

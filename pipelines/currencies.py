@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dlt
-from dlt.common.pipeline import LoadInfo
 
 from sources.currencies import currencies_source
-from utils.destinations import make_pipeline, run_pipeline
+from utils.destinations import make_pipeline
+from utils.load_summary import LoadSummary
+from utils.run_engine import run_pipeline
 
 PIPELINE_NAME = "currencies"
 # dlt upper-cases identifiers on Snowflake, so this is the CURRENCIES schema there.
@@ -18,10 +19,10 @@ def pipeline() -> dlt.Pipeline:
     return make_pipeline(PIPELINE_NAME, DATASET_NAME)
 
 
-def run() -> LoadInfo:
+def run() -> LoadSummary:
     """Extract the currency list and replace the `currencies` table.
 
     Returns:
-        dlt's load info for the run.
+        The load report (rows per table and load package, table sizes, duration).
     """
     return run_pipeline(pipeline(), currencies_source)

@@ -36,13 +36,14 @@ from typing import Any
 import dlt
 import pyarrow.parquet as pq
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.filesystem.filesystem import FilesystemClient
 
 from sources.exchange_rates import exchange_rates_source
 from sources.exchange_rates.settings import ROW_KEY, TABLE_NAME
-from utils.destinations import check_destination, make_pipeline, run_pipeline, selected_destination
+from utils.destinations import check_destination, make_pipeline, selected_destination
 from utils.errors import ConfigurationError
+from utils.load_summary import LoadSummary
+from utils.run_engine import run_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def pipeline() -> dlt.Pipeline:
     )
 
 
-def run(start_date: dt.date | None = None, end_date: dt.date | None = None) -> LoadInfo:
+def run(start_date: dt.date | None = None, end_date: dt.date | None = None) -> LoadSummary:
     """Extract the days after the last loaded one (all history on the first run) and append them.
 
     Given `start_date` and `end_date`, backfill instead: load the days of that range (inclusive)
@@ -81,7 +82,7 @@ def run(start_date: dt.date | None = None, end_date: dt.date | None = None) -> L
         end_date: Last day of the backfill.
 
     Returns:
-        dlt's load info for the run.
+        The load report (rows per table and load package, table sizes, duration).
 
     Raises:
         ConfigurationError: Only one of the dates is given, or the range is empty.

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dlt
-from dlt.common.pipeline import LoadInfo
 
 from sources.hubspot import hubspot_source
-from utils.destinations import make_pipeline, run_pipeline
+from utils.destinations import make_pipeline
+from utils.load_summary import LoadSummary
+from utils.run_engine import run_pipeline
 
 PIPELINE_NAME = "hubspot"
 # dlt upper-cases identifiers on Snowflake, so this is the HUBSPOT schema there.
@@ -26,7 +27,7 @@ def pipeline() -> dlt.Pipeline:
 FULL_REFRESH = "drop_sources"
 
 
-def run(full_refresh: bool = False) -> LoadInfo:
+def run(full_refresh: bool = False) -> LoadSummary:
     """Load contacts modified since the last run (all of them on the first) and apply deletions.
 
     Args:
@@ -35,7 +36,7 @@ def run(full_refresh: bool = False) -> LoadInfo:
             load step starts and refilled by it, so readers see it empty meanwhile.
 
     Returns:
-        dlt's load info for the run.
+        The load report (rows per table and load package, table sizes, duration).
     """
     return run_pipeline(
         pipeline(),

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import dlt
-from dlt.common.pipeline import LoadInfo
 from dlt.sources import DltSource
 
 from sources.products import first_load, products_source
 from sources.products.reconcile import reconcile_table, reconciliation_settings
 from sources.products.source import connect
-from utils.destinations import make_pipeline, run_pipeline
+from utils.destinations import make_pipeline
 from utils.key_reconciliation import SqlClientKeys, reconcile_if_due
+from utils.load_summary import LoadSummary
+from utils.run_engine import run_pipeline, table_row_counts
 
 PIPELINE_NAME = "products"
 # dlt upper-cases identifiers on Snowflake, so this is the PRODUCTS schema there.
@@ -28,13 +31,12 @@ def pipeline() -> dlt.Pipeline:
 FULL_REFRESH = "drop_sources"
 
 
-def run(full_refresh: bool = False, reconcile: bool = False) -> LoadInfo:
+def run(full_refresh: bool = False, reconcile: bool = False) -> LoadSummary:
     """Extract what changed in the catalogue since the last run and merge it.
 
     Every `sources.products.reconcile_every_runs` runs (and when `reconcile` is set) the run then
     compares the ids of each table on both sides and deletes the rows deleted physically upstream
-    (sources/products/reconcile.py); `utils.key_reconciliation.reconciled_deletes(info.pipeline)`
-    gives the count per table, which the load summary shows.
+    (sources/products/reconcile.py); the report's `reconciled_deletes` gives the count per table.
 
     Args:
         full_refresh: Drop the `products` and `categories` tables and the cursors, and load the whole
@@ -43,18 +45,19 @@ def run(full_refresh: bool = False, reconcile: bool = False) -> LoadInfo:
         reconcile: Run the key reconciliation now, whatever the count of runs.
 
     Returns:
-        dlt's load info for the run.
+        The load report (rows per table and load package, table sizes, duration, reconciliation).
     """
     products = pipeline()
 
-    def source() -> DltSource:
+    def source(refresh: bool) -> DltSource:
         # First loads and full refreshes append into the empty tables instead of merging
-        # (sources/products/first_load.py); every other run merges.
+        # (sources/products/first_load.py); every other run merges. `refresh` is the engine's
+        # decision: a requested refresh whose package an earlier try left pending is not repeated.
         data = products_source()
-        first_load.prepare(products, data, refresh=full_refresh)
+        first_load.prepare(products, data, refresh=refresh)
         return data
 
-    info = run_pipeline(products, source, refresh=FULL_REFRESH if full_refresh else None)
+    report = run_pipeline(products, source, refresh=FULL_REFRESH if full_refresh else None)
     settings = reconciliation_settings()
 
     def reconcile_keys() -> dict[str, int]:
@@ -74,5 +77,10 @@ def run(full_refresh: bool = False, reconcile: bool = False) -> LoadInfo:
         finally:
             engine.dispose()
 
-    reconcile_if_due(products, settings.every_runs, reconcile_keys, force=reconcile)
-    return info
+    deleted = reconcile_if_due(products, settings.every_runs, reconcile_keys, force=reconcile)
+    if deleted:  # the report counted the tables before the reconciliation deleted rows
+        recounted = table_row_counts(products, sorted(deleted), report.destination)
+        return replace(
+            report, reconciled_deletes=deleted, rows_in_table={**report.rows_in_table, **recounted}
+        )
+    return replace(report, reconciled_deletes=deleted)

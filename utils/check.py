@@ -34,7 +34,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from dlt.common.configuration.exceptions import ConfigFieldMissingException, LookupTraces
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.configuration.inject import get_fun_spec
 from dlt.common.configuration.providers.provider import EXPLICIT_VALUES_PROVIDER_NAME
 from dlt.common.configuration.providers.toml import TomlProviderReadException
@@ -43,6 +43,7 @@ from dlt.common.configuration.specs.base_configuration import is_secret_hint
 from dlt.common.configuration.utils import ResolvedValueTrace, get_resolved_traces
 from dlt.extract.decorators import DltSourceFactoryWrapper
 
+from utils.config_keys import missing_keys
 from utils.destinations import prepare_destination
 from utils.environments import (
     ENVIRONMENT_VARIABLE,
@@ -207,9 +208,7 @@ def _check_source(module: ModuleType, result: PipelineCheck) -> None:
         try:
             resolve_configuration(spec(), sections=("sources", section, factory.name))
         except ConfigFieldMissingException as exc:
-            result.settings += [
-                Setting(key, missing=True) for key in _missing(exc.traces, f"sources.{section}")
-            ]
+            result.settings += [Setting(key, missing=True) for key in missing_keys(exc, f"sources.{section}")]
 
 
 def _check_destination(pipeline: Any, result: PipelineCheck) -> None:
@@ -219,25 +218,13 @@ def _check_destination(pipeline: Any, result: PipelineCheck) -> None:
         prepare_destination(pipeline)
     except ConfigFieldMissingException as exc:
         prefix = f"destination.{result.destination}"
-        missing = _missing(exc.traces, prefix)
+        missing = missing_keys(exc, prefix)
         if result.destination == "filesystem" and set(missing) <= set(_AWS_KEYS_FROM_ROLE):
             # dlt found no AWS keys and no credentials in boto3's chain *here*; on a worker the
             # chain finds its IAM role (README), so this is a note, not a missing secret.
             result.settings += [Setting(key, origin=ROLE_ORIGIN, role=True) for key in missing]
             return
         result.settings += [Setting(key, missing=True) for key in missing]
-
-
-def _missing(traces: dict[str, Any], path: str) -> list[str]:
-    keys: list[str] = []
-    for field_name, field_traces in traces.items():
-        nested = [t for t in field_traces if isinstance(t, LookupTraces)]
-        if nested:
-            for trace in nested:
-                keys += _missing(trace.traces, f"{path}.{field_name}")
-        else:
-            keys.append(f"{path}.{field_name}")
-    return sorted(set(keys))
 
 
 def _belongs(trace: ResolvedValueTrace, result: PipelineCheck) -> bool:

@@ -1,7 +1,7 @@
-"""One place that decides where a pipeline loads and how it runs.
+"""One place that decides where a pipeline loads.
 
-Every module in `pipelines/` builds its `dlt.Pipeline` with `make_pipeline` and runs it with
-`run_pipeline`, so the rules below hold for all of them:
+Every module in `pipelines/` builds its `dlt.Pipeline` with `make_pipeline` and runs it through
+the run engine (`utils.run_engine.run_pipeline`), so the rules below hold for all of them:
 
 * The production destination is named by the pipeline (Snowflake for most). `DLT__DESTINATION`
   (or `destination` under `[dlt]` in `.dlt/config.toml`) overrides it, e.g. `DLT__DESTINATION=duckdb`
@@ -12,33 +12,27 @@ Every module in `pipelines/` builds its `dlt.Pipeline` with `make_pipeline` and 
   half-loaded and a failed replace leaves the previous table intact.
 * Destination settings are resolved before any data is extracted: missing credentials fail fast with
   the keys to set, instead of after a long extract.
-* Load packages left pending by a crashed or failed run are finished before new data is extracted.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dlt
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigurationValueError,
     InvalidNativeValue,
-    LookupTraces,
 )
 from dlt.common.destination import Destination
-from dlt.common.destination.exceptions import DestinationTerminalException
-from dlt.common.pipeline import LoadInfo
-from dlt.common.schema.exceptions import DataValidationError
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-from dlt.pipeline.exceptions import PipelineStepFailed
-from dlt.sources import DltResource, DltSource
 
+from utils.config_keys import env_names, missing_keys
 from utils.environments import apply_environment, environment_destination
-from utils.errors import ConfigurationError, DestinationRejectedError, PipelineError, SchemaDriftError
+from utils.errors import ConfigurationError
+from utils.errors import find_cause as find_cause  # re-exported: sources' tests import it from here
 from utils.snowflake_keys import normalise_credentials
 from utils.sql_connection import ENCODE_HINT, refuse_ambiguous_url
 from utils.vault_provider import describe_missing, register_vault_provider
@@ -60,8 +54,6 @@ _DUCKDB_PATH_KEY = "local.duckdb_path"
 DEFAULT_DUCKDB_PATH = ".local/warehouse.duckdb"
 _DUCKDB_MEMORY_KEY = "local.duckdb_memory_limit"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
-
-E = TypeVar("E", bound=BaseException)
 
 # What a Snowflake account identifier (`orgname-account`, `xy12345.eu-west-1.aws`) is made of.
 _SNOWFLAKE_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -184,12 +176,11 @@ def check_destination(pipeline: dlt.Pipeline) -> None:
         prepare_destination(pipeline)
     except ConfigFieldMissingException as exc:
         destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
-        missing = _missing_keys(exc, f"destination.{destination_type}")
-        env_names = ", ".join(key.upper().replace(".", "__") for key in missing)
+        missing = missing_keys(exc, f"destination.{destination_type}")
         raise ConfigurationError(
             f"Pipeline '{pipeline.pipeline_name}' cannot load into {destination_type}: missing "
             f"{', '.join(missing)}. Put them in .dlt/secrets.toml (see .dlt/secrets.toml.example), "
-            f"set the environment variables {env_names}, or enable the AWS Secrets Manager provider. "
+            f"set the environment variables {env_names(missing)}, or enable the AWS Secrets Manager provider. "
             "To run locally without a warehouse, set DLT__DESTINATION=duckdb." + describe_missing(missing)
         ) from None
 
@@ -285,166 +276,3 @@ def _incomplete_credentials(pipeline_name: str, section: str, dlt_message: str) 
         f"Pipeline '{pipeline_name}': {section} are incomplete or inconsistent: set {needed}. "
         "To run locally without a warehouse, set DLT__DESTINATION=duckdb."
     )
-
-
-def _missing_keys(exc: ConfigFieldMissingException, prefix: str) -> list[str]:
-    keys: list[str] = []
-
-    def walk(traces: dict[str, Any], path: str) -> None:
-        for field, field_traces in traces.items():
-            nested = [t for t in field_traces if isinstance(t, LookupTraces)]
-            if nested:
-                for trace in nested:
-                    walk(trace.traces, f"{path}.{field}")
-            else:
-                keys.append(f"{path}.{field}")
-
-    walk(exc.traces, prefix)
-    return sorted(set(keys))
-
-
-def run_pipeline(
-    pipeline: dlt.Pipeline, source: Callable[[], Any] | DltSource | DltResource, **run_options: Any
-) -> LoadInfo:
-    """Run a source through `pipeline`: check the destination, finish pending loads, extract and load.
-
-    Args:
-        pipeline: From `make_pipeline`.
-        source: A dlt source factory (e.g. `currencies_source`), called here so that its own missing
-            settings are reported like the destination's; or an already built source or resource.
-        **run_options: Passed to `pipeline.run` (e.g. `refresh`).
-
-    Returns:
-        The load info of the new extraction.
-
-    Raises:
-        ConfigurationError: A source or destination setting is missing.
-        PipelineError: A step failed; the message names the pipeline and the step, and the original
-            error is chained (and reachable as `__cause__`).
-    """
-    check_destination(pipeline)
-    discard_committed_extracts(pipeline)
-    source_credentials_key = f"sources.{pipeline.pipeline_name}.credentials"
-    refuse_ambiguous_url(dlt.secrets.get(source_credentials_key), source_credentials_key)
-    try:
-        data = source if isinstance(source, DltSource | DltResource) else source()
-    except ConfigFieldMissingException as exc:
-        missing = _missing_keys(exc, f"sources.{pipeline.pipeline_name}")
-        raise ConfigurationError(
-            f"Pipeline '{pipeline.pipeline_name}' is missing {', '.join(missing)}. Put them in "
-            ".dlt/secrets.toml (see .dlt/secrets.toml.example) or .dlt/config.toml, or set the "
-            "environment variables "
-            + ", ".join(k.upper().replace(".", "__") for k in missing)
-            + "."
-            + describe_missing(missing)
-        ) from None
-    except InvalidNativeValue as exc:
-        # dlt chains the parser's own error, which quotes the part of the value it choked on - for a
-        # connection URL with an unencoded password, part of the password. Name the key, drop the chain.
-        key = ".".join(("sources", pipeline.pipeline_name, *exc.embedded_sections))
-        raise ConfigurationError(
-            f"Pipeline '{pipeline.pipeline_name}': `{key}` does not parse as a "
-            f"{exc.spec.__name__}. {ENCODE_HINT}"
-        ) from None
-    try:
-        if pipeline.has_pending_data:
-            # A previous run died after extracting: its packages hold rows not yet in the
-            # destination. `run()` would load only those and skip extraction, so load them
-            # first, explicitly, then extract what is new.
-            pipeline.normalize()
-            pipeline.load()
-        return pipeline.run(data, **run_options)
-    except PipelineStepFailed as exc:
-        # Our sources raise PipelineError subclasses with a message written for a person; dlt wraps
-        # them twice. Surface ours (keeping its type, which the flows' retry policy reads).
-        ours = find_cause(exc, PipelineError)
-        if ours is not None:
-            raise ours  # noqa: B904 - its own __cause__ (the HTTP error...) is kept
-        drift = find_cause(exc, DataValidationError)
-        if drift is not None:
-            raise _schema_drift(pipeline, drift) from exc
-        if exc.step == "load" and isinstance(exc.exception, DestinationTerminalException):
-            raise _abort_rejected_package(pipeline, exc) from exc
-        raise PipelineError(
-            f"Pipeline '{pipeline.pipeline_name}' failed at the {exc.step} step: {exc.exception}. "
-            "Pending load packages are kept and finished by the next run."
-        ) from exc
-
-
-def _schema_drift(pipeline: dlt.Pipeline, error: DataValidationError) -> SchemaDriftError:
-    """Name the table and column whose change the schema contract refused, and what to do."""
-    if pipeline.has_pending_data:
-        # Whatever was extracted before the violation must not be loaded half-way.
-        pipeline.abort_packages()
-    column = f".{error.column_name}" if error.column_name else ""
-    return SchemaDriftError(
-        f"Pipeline '{pipeline.pipeline_name}': upstream change to {error.table_name}{column} breaks the "
-        f"schema contract ({error.schema_entity} are '{error.contract_mode}'): {error}. Nothing of this "
-        "run was loaded. If the change is intended, migrate the destination column (or drop and reload "
-        "the table) and run again."
-    )
-
-
-def _abort_rejected_package(pipeline: dlt.Pipeline, exc: PipelineStepFailed) -> DestinationRejectedError:
-    """The destination refused the data for good: retrying the package would fail forever.
-
-    Abort it - dlt rolls the local state (incremental cursors included) back to before the
-    package - so the next run extracts the same rows again once the cause is fixed.
-    """
-    failed = exc.exception
-    detail = getattr(failed, "failed_message", None) or str(failed)
-    last_line = next((line for line in reversed(str(detail).splitlines()) if line.strip()), "")
-    pipeline.abort_packages()
-    return DestinationRejectedError(
-        f"Pipeline '{pipeline.pipeline_name}': the destination rejected load {exc.load_id}: "
-        f"{last_line.strip()[:500]}. The load was rolled back and its package aborted; fix the "
-        "cause and run again - the same data will be extracted again."
-    )
-
-
-def find_cause(exc: BaseException, kind: type[E]) -> E | None:
-    """Return the first exception of type `kind` in `exc`'s chain of causes, or None.
-
-    Args:
-        exc: The exception to inspect.
-        kind: The type to look for.
-
-    Returns:
-        The first match, `exc` itself included.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def discard_committed_extracts(pipeline: dlt.Pipeline) -> list[str]:
-    """Remove extracted packages that a killed run had already normalised.
-
-    dlt's normalize step commits a package by renaming its normalised copy into `load/normalized`
-    and then deleting the extracted copy. A process killed between the two (SIGKILL, OOM, a lost
-    machine - measured here with SIGKILL) leaves the package in both places, and every later run
-    fails in normalize ("Directory not empty") because it normalises the package again. The
-    normalised copy is complete (the rename is atomic), so the extracted copy is the one to drop.
-
-    Args:
-        pipeline: The pipeline whose working directory to repair.
-
-    Returns:
-        The load ids of the extracted copies removed.
-    """
-    try:
-        extracted = pipeline._get_normalize_storage().extracted_packages
-        load_storage = pipeline._get_load_storage()
-        committed = {*load_storage.list_normalized_packages(), *load_storage.list_loaded_packages()}
-        pending = extracted.list_packages()
-    except FileNotFoundError:  # a pipeline that never ran has no storage folders yet
-        return []
-    stale = [load_id for load_id in pending if load_id in committed]
-    for load_id in stale:
-        extracted.delete_package(load_id)
-    return stale

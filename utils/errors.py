@@ -8,6 +8,8 @@ secret value.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 
 class PipelineError(RuntimeError):
     """Base class for errors raised by our sources and pipelines."""
@@ -42,3 +44,39 @@ class DestinationRejectedError(PermanentPipelineError):
 
 class SchemaDriftError(PermanentPipelineError):
     """The upstream schema changed in a way the schema contract forbids (e.g. a column's type)."""
+
+
+class DeterministicError(PermanentPipelineError):
+    """dlt failed in a way that repeats on every retry (a name collision, a cursor problem, a bad value)."""
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def find_cause(exc: BaseException, kind: type[E]) -> E | None:
+    """Return the first exception of type `kind` in `exc`'s chain of causes, or None.
+
+    Args:
+        exc: The exception to inspect.
+        kind: The type to look for.
+
+    Returns:
+        The first match, `exc` itself included.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class UpstreamUnreachableError(PermanentPipelineError):
+    """The upstream host cannot be connected to at all: it does not resolve, refuses, or fails TLS.
+
+    Raised on a run's first connection only, where it almost always means a wrong URL or host, a
+    service that is not running or a certificate problem: the run fails in seconds instead of
+    retrying for minutes, and says which setting to check.
+    """

@@ -39,13 +39,13 @@ from dlt.common.configuration import with_config
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigurationValueError,
-    LookupTraces,
 )
 from dlt.destinations.impl.snowflake.configuration import SnowflakeCredentials
 from sqlglot import Token, TokenType
 from sqlglot.dialects.snowflake import Snowflake
 from sqlglot.errors import TokenError
 
+from utils.config_keys import missing_keys
 from utils.errors import ConfigurationError, PipelineError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -258,25 +258,12 @@ def connect() -> Any:
     try:
         credentials = snowflake_credentials()
     except ConfigFieldMissingException as exc:
-        missing = ", ".join(_missing_keys(exc.traces, "destination.snowflake"))
+        missing = ", ".join(missing_keys(exc, "destination.snowflake"))
         raise ConfigurationError(f"Cannot connect to Snowflake: missing {missing}. {where}") from None
     except ConfigurationValueError as exc:
         # dlt's own message names the fields (e.g. a password missing for password authentication).
         raise ConfigurationError(f"Cannot connect to Snowflake: {exc} {where}") from None
     return snowflake.connector.connect(**credentials.to_connector_params())
-
-
-def _missing_keys(traces: dict[str, Any], path: str) -> list[str]:
-    # Nested specs (the credentials inside the destination section) report their own missing fields.
-    keys: list[str] = []
-    for name, field_traces in traces.items():
-        nested = [t for t in field_traces if isinstance(t, LookupTraces)]
-        if nested:
-            for trace in nested:
-                keys += _missing_keys(trace.traces, f"{path}.{name}")
-        else:
-            keys.append(f"{path}.{name}")
-    return sorted(set(keys))
 
 
 def apply(statements: Sequence[Statement], connection: Any) -> int:

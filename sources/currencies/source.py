@@ -13,12 +13,15 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 from dlt.sources.helpers.requests import Client
-from requests import HTTPError, RequestException
+from requests import RequestException
 
 from sources.currencies.settings import CURRENCIES_PATH, ISO_CODE_PATTERN, MAX_NAME_LENGTH
-from utils.errors import MalformedPayloadError, UpstreamRequestError, UpstreamUnavailableError
+from utils.errors import MalformedPayloadError
+from utils.http_errors import HttpSource, ensure_reachable, request_error
 
 _ISO_CODE = re.compile(ISO_CODE_PATTERN)
+# A public API: no credentials; a 401/403 means the URL points somewhere else.
+HTTP_SOURCE = HttpSource("currencies", base_url_setting="sources.currencies.base_url")
 
 
 @dlt.source(section="currencies", name="currencies")
@@ -56,6 +59,8 @@ def currencies(base_url: str) -> Iterator[list[dict[str, str]]]:
     Raises:
         UpstreamUnavailableError: The API kept failing after the HTTP client's retries (transient).
         UpstreamRequestError: The API refused the request (4xx): retrying will not help.
+        UpstreamUnreachableError: The host refused the connection, does not resolve or fails TLS.
+        ConfigurationError: The API asked for credentials (401/403): the URL is wrong.
         MalformedPayloadError: The answer is not a JSON object of ISO code to name.
     """
     url = f"{base_url.rstrip('/')}/{CURRENCIES_PATH}"
@@ -66,25 +71,12 @@ def currencies(base_url: str) -> Iterator[list[dict[str, str]]]:
 def _get_json(url: str) -> Any:
     # dlt's client retries 429 (honouring Retry-After), 5xx, timeouts and dropped connections with
     # exponential backoff; its settings come from the `runtime` config section (request_max_attempts...).
+    ensure_reachable(HTTP_SOURCE, url)
     client = Client()
     try:
         response = client.get(url)
-    except HTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else 0
-        if 400 <= status < 500 and status != 429:
-            raise UpstreamRequestError(
-                f"currencies: the API refused the request (HTTP {status}) for GET {url} - check "
-                "`sources.currencies.base_url`; retrying will not help."
-            ) from exc
-        raise UpstreamUnavailableError(
-            f"currencies: GET {url} failed with HTTP {status} after retries - check "
-            "`sources.currencies.base_url` and the API's status, then run again."
-        ) from exc
     except RequestException as exc:
-        raise UpstreamUnavailableError(
-            f"currencies: GET {url} failed after retries ({type(exc).__name__}) - is the API reachable "
-            "from here? Check `sources.currencies.base_url`."
-        ) from exc
+        raise request_error(HTTP_SOURCE, exc, f"GET {url}") from exc
     try:
         return response.json()
     except ValueError as exc:

@@ -41,16 +41,20 @@ from sources.exchange_rates.settings import (
     ROW_KEY,
     TABLE_NAME,
 )
-from utils.errors import (
-    ConfigurationError,
-    MalformedPayloadError,
-    UpstreamRequestError,
-    UpstreamUnavailableError,
-)
+from utils.errors import ConfigurationError, MalformedPayloadError
+from utils.http_errors import HttpSource, ensure_reachable, request_error
 
 _ISO_CODE = re.compile(ISO_CODE_PATTERN)
 _DEFAULT_START = dt.date.fromisoformat(DEFAULT_START_DATE)
 _NOT_LOADED = "nothing from this run was loaded"
+# A public API: no credentials; a 401/403 means the URL points somewhere else.
+HTTP_SOURCE = HttpSource(
+    "exchange_rates",
+    base_url_setting="sources.exchange_rates.base_url",
+    other_settings=("sources.exchange_rates.base",),
+    not_loaded=_NOT_LOADED,
+    hints={404: "The API found no rates although the range starts at a published day."},
+)
 
 Row = dict[str, Any]
 
@@ -126,6 +130,7 @@ def exchange_rates(
             or not a positive number. The message names the day and currency.
     """
     root = base_url.rstrip("/")
+    ensure_reachable(HTTP_SOURCE, root)
     client = Client()
     today = dt.date.today()
     chunk_start = _as_date(date.start_value)
@@ -154,31 +159,11 @@ def _get_json(client: Client, url: str, base: str, *, not_found_is_empty: bool) 
     # exponential backoff; its settings come from the `runtime` config section.
     try:
         response: Response = client.get(url, params={"base": base})
-    except HTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else 0
+    except RequestException as exc:
+        status = exc.response.status_code if isinstance(exc, HTTPError) and exc.response is not None else 0
         if status == 404 and not_found_is_empty:
             return None
-        if status == 404:
-            raise UpstreamRequestError(
-                f"exchange_rates: GET {url}?base={base} found no rates (HTTP 404) although the range "
-                "starts at a published day - check `sources.exchange_rates.base_url` and "
-                "`sources.exchange_rates.base`; retrying will not help."
-            ) from exc
-        if 400 <= status < 500 and status != 429:
-            raise UpstreamRequestError(
-                f"exchange_rates: the API refused GET {url}?base={base} (HTTP {status}) - check "
-                "`sources.exchange_rates.base_url` and `sources.exchange_rates.base`; retrying will "
-                "not help."
-            ) from exc
-        raise UpstreamUnavailableError(
-            f"exchange_rates: GET {url} failed with HTTP {status} after retries - check the API's "
-            f"status and `sources.exchange_rates.base_url`, then run again; {_NOT_LOADED}."
-        ) from exc
-    except RequestException as exc:
-        raise UpstreamUnavailableError(
-            f"exchange_rates: GET {url} failed after retries ({type(exc).__name__}) - is the API "
-            f"reachable from here? Check `sources.exchange_rates.base_url`; {_NOT_LOADED}."
-        ) from exc
+        raise request_error(HTTP_SOURCE, exc, f"GET {url}?base={base}") from exc
     try:
         return response.json()
     except ValueError as exc:

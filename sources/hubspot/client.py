@@ -43,14 +43,24 @@ from utils.errors import (
     ConfigurationError,
     MalformedPayloadError,
     PipelineError,
-    UpstreamRequestError,
     UpstreamUnavailableError,
 )
+from utils.http_errors import HttpSource, status_error
 
 Contact = dict[str, Any]
 
 AUTH_SETTING = "sources.hubspot.access_token"
 BASE_URL_SETTING = "sources.hubspot.base_url"
+HTTP_SOURCE = HttpSource(
+    "hubspot",
+    base_url_setting=BASE_URL_SETTING,
+    auth_setting=AUTH_SETTING,
+    hints={
+        401: "Use a private app token.",
+        403: "The private app needs the scopes crm.objects.contacts.read and crm.schemas.contacts.read.",
+        414: "Property lists are split to stay under MAX_URL_LENGTH in sources/hubspot/settings.py; lower it.",
+    },
+)
 
 
 class HubSpotApi:
@@ -346,35 +356,6 @@ def _hubspot_message(response: Response) -> str:
 
 
 def _http_error(method: str, path: str, response: Response) -> PipelineError:
-    """The error for an HTTP failure that dlt's retries did not cure."""
-    status = response.status_code
+    """The error for an HTTP failure that dlt's retries did not cure (mapping in utils.http_errors)."""
     where = f"{method} /{path.split('?', 1)[0]}"
-    detail = _hubspot_message(response)
-    if status == 401:
-        return ConfigurationError(
-            f"hubspot: HubSpot rejected the access token (HTTP 401{detail}) on {where}. Set "
-            f"`{AUTH_SETTING}` (environment variable SOURCES__HUBSPOT__ACCESS_TOKEN, or the "
-            "[sources.hubspot] section of .dlt/secrets.toml / the secrets manager) to a valid "
-            "private app token; nothing was loaded."
-        )
-    if status == 403:
-        return ConfigurationError(
-            f"hubspot: HubSpot refused {where} (HTTP 403{detail}): the private app behind "
-            f"`{AUTH_SETTING}` lacks a scope - it needs crm.objects.contacts.read and "
-            "crm.schemas.contacts.read; nothing was loaded."
-        )
-    if status == 414:
-        return UpstreamRequestError(
-            f"hubspot: {where} was refused as too long (HTTP 414) although property lists are "
-            "split to stay under MAX_URL_LENGTH in sources/hubspot/settings.py; lower it."
-        )
-    if status == 429 or status >= 500:
-        return UpstreamUnavailableError(
-            f"hubspot: {where} failed with HTTP {status}{detail} after retries - HubSpot is "
-            f"unavailable or throttling; the run can be retried. Check `{BASE_URL_SETTING}` and "
-            "HubSpot's status page."
-        )
-    return UpstreamRequestError(
-        f"hubspot: HubSpot refused {where} (HTTP {status}{detail}); retrying will not help. "
-        f"Check `{BASE_URL_SETTING}`."
-    )
+    return status_error(HTTP_SOURCE, response.status_code, where, _hubspot_message(response))

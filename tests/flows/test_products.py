@@ -67,7 +67,7 @@ def test_full_refresh_reloads_from_scratch_and_leaves_other_pipelines_alone(
     assert cursor["incremental"]["updated_at"]["last_value"] == latest_updated_at(postgres_server)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         kept = con.execute("select distinct _dlt_load_id from currencies.currencies").fetchall()
-    assert kept == [(currencies.loads_ids[0],)]  # the currencies table was not reloaded or dropped
+    assert kept == [(currencies.load_ids[0],)]  # the currencies table was not reloaded or dropped
 
 
 @pytest.mark.usefixtures("no_retry_delay")

@@ -10,8 +10,9 @@ import pytest
 from pipelines import currencies as currencies_pipeline
 from sandbox.frankfurter import FrankfurterServer
 from sources.currencies import currencies_source
-from utils.destinations import make_pipeline, run_pipeline
+from utils.destinations import make_pipeline
 from utils.errors import ConfigurationError, DestinationRejectedError, MalformedPayloadError, PipelineError
+from utils.run_engine import run_pipeline
 
 
 def table(warehouse: Path) -> list[tuple[str, str, str]]:
@@ -23,7 +24,7 @@ def table(warehouse: Path) -> list[tuple[str, str, str]]:
 
 def test_loads_every_currency_into_duckdb(frankfurter: FrankfurterServer, warehouse: Path) -> None:
     info = currencies_pipeline.run()
-    assert info.destination_type.endswith("duckdb")
+    assert info.destination == "duckdb"
     rows = table(warehouse)
     assert [(c, n) for c, n, _ in rows] == sorted(frankfurter.currencies.items())
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -43,7 +44,7 @@ def test_second_run_replaces_without_duplicates(frankfurter: FrankfurterServer, 
     rows = table(warehouse)
     assert len(rows) == len(frankfurter.currencies) == len({c for c, _, _ in rows})
     assert ("XAU", "Gold") in [(c, n) for c, n, _ in rows]
-    assert {load_id for _, _, load_id in rows} == {second.loads_ids[0]} != {first.loads_ids[0]}
+    assert {load_id for _, _, load_id in rows} == {second.load_ids[0]} != {first.load_ids[0]}
 
 
 def _constrain_names(warehouse: Path, max_length: int) -> None:
@@ -68,7 +69,7 @@ def test_failed_replace_keeps_the_previous_table(frankfurter: FrankfurterServer,
         currencies_pipeline.run()
     assert not currencies_pipeline.pipeline().has_pending_data  # aborted, not stuck
     assert table(warehouse) == before  # same rows, same load id: never half-replaced
-    assert {load_id for _, _, load_id in before} == {first.loads_ids[0]}
+    assert {load_id for _, _, load_id in before} == {first.load_ids[0]}
 
     del frankfurter.currencies["XTS"]
     currencies_pipeline.run()  # and the pipeline recovers on the next run

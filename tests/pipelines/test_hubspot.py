@@ -20,7 +20,6 @@ from typing import Any
 import duckdb
 import pytest
 import requests
-from dlt.common.pipeline import LoadInfo
 from dlt.destinations import snowflake
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -43,9 +42,9 @@ from utils.load_summary import LoadSummary
 REPO = Path(__file__).resolve().parents[2]
 
 
-def contact_rows(info: LoadInfo) -> int:
+def contact_rows(info: LoadSummary) -> int:
     """Rows (contacts and deletions) a run loaded into `contacts`."""
-    return LoadSummary.from_load_info(info).row_counts.get("contacts", 0)
+    return info.row_counts.get("contacts", 0)
 
 
 def list_requests(server: HubSpotServer) -> list[str]:
@@ -128,7 +127,7 @@ def test_a_run_with_nothing_new_loads_no_contacts(monkeypatch: pytest.MonkeyPatc
         info = hubspot_pipeline.run()
         assert contact_rows(info) == 3
         assert_destination_equals_portal(warehouse, server)
-        assert {r["id"] for r in loaded_contacts(warehouse) if r["_dlt_load_id"] == info.loads_ids[0]} == set(
+        assert {r["id"] for r in loaded_contacts(warehouse) if r["_dlt_load_id"] == info.load_ids[0]} == set(
             changed
         )
 
@@ -305,7 +304,7 @@ def test_a_package_left_both_extracted_and_normalized_by_a_kill_is_recovered(
         pipeline.normalize()
         kept.rename(package)
 
-        # Without the repair (in utils.destinations.run_pipeline) dlt's normalize fails on every
+        # Without the repair (in utils.run_engine) dlt's normalize fails on every
         # later run, so the pipeline is stuck.
         with pytest.raises(PipelineStepFailed, match="Directory not empty"):
             hubspot_pipeline.pipeline().normalize()

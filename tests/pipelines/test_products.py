@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load() -> LoadSummary:
-    return LoadSummary.from_load_info(products_pipeline.run())
+    return products_pipeline.run()
 
 
 def test_full_load_equals_the_source_with_exact_types(
@@ -412,7 +412,7 @@ def test_reconciliation_that_would_empty_the_table_deletes_nothing(
     ids = sorted(source_rows(postgres_server.dsn))
     _delete_physically(postgres_server, ids[: int(len(ids) * 0.6)])
     with pytest.raises(ReconciliationRefusedError) as caught:
-        LoadSummary.from_load_info(products_pipeline.run(reconcile=True))
+        products_pipeline.run(reconcile=True)
     assert isinstance(caught.value, PermanentPipelineError)
     assert "reconcile_max_delete_fraction" in str(caught.value)
     assert destination_rows(warehouse).keys() == before.keys()

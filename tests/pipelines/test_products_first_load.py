@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load(full_refresh: bool = False) -> LoadSummary:
-    return LoadSummary.from_load_info(products_pipeline.run(full_refresh=full_refresh))
+    return products_pipeline.run(full_refresh=full_refresh)
 
 
 def took_fast_path(table: str = "products") -> bool:

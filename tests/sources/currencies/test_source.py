@@ -16,6 +16,7 @@ from utils.errors import (
     PipelineError,
     UpstreamRequestError,
     UpstreamUnavailableError,
+    UpstreamUnreachableError,
 )
 
 
@@ -94,7 +95,11 @@ def test_404_is_not_retried(frankfurter: FrankfurterServer) -> None:
 
 
 def test_unreachable_api_names_the_setting() -> None:
-    with pytest.raises(UpstreamUnavailableError, match=r"reachable.*sources\.currencies\.base_url"):
+    # Nothing listens on port 9: refused on the first connection, so it fails at once, permanently
+    # (issue 12.3), instead of being retried by dlt's client for half a minute.
+    with pytest.raises(
+        UpstreamUnreachableError, match=r"refused the connection.*sources\.currencies\.base_url"
+    ):
         extract_from("http://127.0.0.1:9/v1")
 
 

@@ -214,12 +214,12 @@ def test_infinities_and_out_of_range_dates_are_null_with_the_real_value_recorded
 
 
 def test_integer_and_text_widths_follow_the_source(catalogue: CatalogueMutator, warehouse: Path) -> None:
-    info = products_pipeline.run()
+    products_pipeline.run()
     types, _ = destination(warehouse, "products")
     assert types["stock"] == "INTEGER"  # integer, not BIGINT
     assert types["id"] == types["category_id"] == "BIGINT"
     assert types["price"] == "DECIMAL(12,2)"
-    columns = info.pipeline.default_schema.get_table("products")["columns"]  # type: ignore[attr-defined]
+    columns = products_pipeline.pipeline().default_schema.get_table("products")["columns"]
     assert columns["currency"]["precision"] == 3  # char(3): VARCHAR(3) on Snowflake
     assert SPECIAL_VALUES_COLUMN not in types  # only written once a special value is seen
 
