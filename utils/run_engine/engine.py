@@ -114,6 +114,7 @@ def run_pipeline(pipeline: dlt.Pipeline, source: Source, **run_options: Any) -> 
         info = pipeline.run(data, **run_options)
     except PipelineStepFailed as exc:
         raise translate(pipeline, exc) from exc
+    empty_staging_tables(pipeline)
     return _report(
         pipeline,
         [*refills, info],
@@ -347,6 +348,38 @@ def _report(
     for line in summary.lines():
         log.info(line)
     return summary
+
+
+def empty_staging_tables(pipeline: dlt.Pipeline) -> list[str]:
+    """Empty the tables of the `<dataset>_staging` dataset once the load has completed.
+
+    Merges and replaces load through them and dlt leaves the last load's rows there: a second copy
+    of the data nobody reads. dlt's own `truncate_staging_dataset` is not used: in dlt 1.31 it
+    creates an empty staging dataset for append-only loads, without dlt's version table, and the
+    next refresh of that pipeline then fails ("_dlt_version does not exist"). Only dlt's version
+    row stays in the staging dataset.
+
+    Args:
+        pipeline: The pipeline that just loaded.
+
+    Returns:
+        The staging tables emptied.
+    """
+    destination = pipeline.destination.destination_type.rsplit(".", 1)[-1] if pipeline.destination else ""
+    if destination not in SQL_DESTINATIONS or not pipeline.default_schema_name:
+        return []
+    tables = list(pipeline.default_schema.data_table_names())
+    with pipeline.destination_client() as client:
+        with_staging = getattr(client, "with_staging_dataset", None)
+        if with_staging is None or not tables:
+            return []
+        with with_staging():
+            if not client.is_storage_initialized():
+                return []
+            present = [t for t, columns in client.get_storage_tables(tables) if columns]
+            if present:
+                client.sql_client.truncate_tables(*present)
+    return present
 
 
 def table_row_counts(pipeline: dlt.Pipeline, tables: list[str], destination: str) -> dict[str, int]:
