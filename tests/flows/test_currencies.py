@@ -10,6 +10,7 @@ import pytest
 from flows.currencies import currencies_flow
 from sandbox.frankfurter import FrankfurterServer
 from tests.flows.prefect_api import run_logs, task_runs
+from utils.errors import UpstreamUnreachableError
 from utils.load_summary import LoadSummary
 
 
@@ -50,4 +51,20 @@ def test_permanent_failure_is_not_retried(frankfurter: FrankfurterServer) -> Non
     assert run.run_count == 1
     assert frankfurter.request_count("/v1/currencies") == 1
     with pytest.raises(Exception, match=r"refused the request \(HTTP 404\)"):
+        state.result()
+
+
+@pytest.mark.usefixtures("no_retry_delay")
+def test_a_refused_connection_fails_at_once_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 12.3: nothing listens on port 9. Before, dlt's client retried for half a minute and the
+    # flow retried three times more; now the first connection decides.
+    monkeypatch.setenv("SOURCES__CURRENCIES__BASE_URL", "http://127.0.0.1:9/v1")
+
+    state = currencies_flow(return_state=True)
+
+    assert state.is_failed()
+    [run] = task_runs(state.state_details.flow_run_id)
+    assert run.run_count == 1
+    assert state.message is not None and "refused the connection" in state.message
+    with pytest.raises(UpstreamUnreachableError, match=r"127\.0\.0\.1:9 .*sources\.currencies\.base_url"):
         state.result()

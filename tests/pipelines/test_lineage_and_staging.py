@@ -1,7 +1,8 @@
-"""Every loaded table keeps dlt's `_dlt_load_id`, and `*_staging` datasets hold no rows after a load (issue 12.2)."""
+"""Issue 12.2: every table keeps dlt's `_dlt_load_id`, `*_staging` datasets are emptied, no noise on products runs."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import duckdb
@@ -61,3 +62,26 @@ def test_replace_staging_is_emptied_after_the_swap(frankfurter: FrankfurterServe
     assert load_ids_by_table(warehouse, "currencies") == {"currencies": set(report.load_ids)}
     staged = rows_in_staging(warehouse, "currencies")
     assert staged == {"currencies": 0}
+
+
+def test_a_products_run_logs_no_warning_about_arrow_column_hints(
+    catalogue: CatalogueMutator, warehouse: Path
+) -> None:
+    warnings: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                warnings.append(record.getMessage())
+
+    handler = Collect()
+    dlt_logger = logging.getLogger("dlt")  # dlt's own logger does not propagate
+    dlt_logger.addHandler(handler)
+    try:
+        products.run()
+        catalogue.update_products(5)
+        products.run()
+    finally:
+        dlt_logger.removeHandler(handler)
+
+    assert not [w for w in warnings if "column hints were different" in w], warnings

@@ -75,6 +75,7 @@ def run_pipeline(pipeline: dlt.Pipeline, source: Source, **run_options: Any) -> 
         PipelineError: A step failed in a way that may heal; the original error is chained.
     """
     started = time.monotonic()
+    progress.quiet_known_dlt_warnings()
     log = progress.logger()
     name = pipeline.pipeline_name
     collector = progress.collector()

@@ -64,3 +64,26 @@ class _PeriodicLogCollector(LogCollector):
         super()._start(step)
         # The first line of a step comes after one period (or when the step ends), not at once.
         self.last_log_time = self._clock()
+
+
+class _KnownArrowHintDifferences(logging.Filter):
+    """Drop dlt's "several column hints were different" warning, which every products run logged.
+
+    The cause: connectorx's Arrow schema marks every column nullable, widens `numeric(p,s)` to
+    `decimal(38,10)` and carries `jsonb` as text, while the resource's hints - reflected from
+    PostgreSQL - say NOT NULL, `decimal(p,s)` and `json`. dlt keeps the resource's hints (the right
+    ones), writes the data unmodified and warns, on every run, about a difference that is expected.
+    The per-column details stay available at INFO level (`RUNTIME__LOG_LEVEL=INFO`).
+    """
+
+    MESSAGE = "when merging arrow schema with dlt schema, several column hints were different"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.MESSAGE not in record.getMessage()
+
+
+def quiet_known_dlt_warnings() -> None:
+    """Install the filter above on dlt's logger (once; dlt keeps the logger object when it reconfigures)."""
+    dlt_logger = logging.getLogger("dlt")
+    if not any(isinstance(f, _KnownArrowHintDifferences) for f in dlt_logger.filters):
+        dlt_logger.addFilter(_KnownArrowHintDifferences())

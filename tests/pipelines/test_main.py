@@ -1,0 +1,61 @@
+"""`python -m pipelines <name>`: one pipeline from the command line, failures in one line (issue 12.3)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from pipelines.__main__ import names
+from sandbox.frankfurter import FrankfurterServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_every_pipeline_module_is_a_choice() -> None:
+    assert {"currencies", "exchange_rates", "hubspot", "products"} <= set(names())
+    assert not [name for name in names() if name.startswith("_")]
+
+
+def test_a_run_loads_and_prints_the_report(frankfurter: FrankfurterServer, warehouse: Path) -> None:
+    result = run_command("currencies", env={"SOURCES__CURRENCIES__BASE_URL": frankfurter.base_url})
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"currencies: {len(frankfurter.currencies)} rows into duckdb" in result.stdout
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from currencies.currencies").fetchone() == (
+            len(frankfurter.currencies),
+        )
+
+
+def test_a_refused_connection_is_one_line_first_and_the_traceback_only_with_debug() -> None:
+    env = {"SOURCES__CURRENCIES__BASE_URL": "http://127.0.0.1:9/v1"}
+
+    result = run_command("currencies", env=env)
+
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.strip() and not _nanobind(line)]
+    assert errors[0].startswith("currencies failed: currencies: 127.0.0.1:9 refused the connection")
+    assert "sources.currencies.base_url" in errors[0]
+    assert "Traceback" not in result.stderr
+    debug = run_command("currencies", "--debug", env=env)
+    assert debug.returncode == 1 and "Traceback" in debug.stdout + debug.stderr
+
+
+def _nanobind(line: str) -> bool:
+    return "nanobind" in line or "leaked" in line or line.startswith(" - ")
