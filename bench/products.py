@@ -12,8 +12,12 @@ is its own) and, for full loads, into a fresh DuckDB file:
     sqlalchemy  opt-in (--sqlalchemy): dlt's default sqlalchemy backend, the naive baseline; it
                 peaked at 17.8 GB RSS at 1M rows - only on a machine with the memory to spare
     duckdb-pg   opt-in (--duckdb-postgres PYTHON): DuckDB's own postgres extension (ATTACH +
-                CREATE TABLE AS), run by a separate interpreter that has `duckdb` and the extension
-                installed (it is not installable into the project's DuckDB 2.0 - see the README)
+                CREATE TABLE AS), a second reference, run by a separate interpreter: PyPI has the
+                extension only for DuckDB 1.5.5 (`duckdb-extension-postgres`), not for the project's
+                DuckDB 2.0, and DuckDB's own extension download is not reachable offline:
+                    uv venv /tmp/pgext && uv pip install --python /tmp/pgext/bin/python \
+                        duckdb==1.5.5 duckdb-extension-postgres==1.5.5
+                then pass --duckdb-postgres /tmp/pgext/bin/python
 
     --alt       opt-in (--alt NAME:KEY=VALUE,...): our pipeline with other settings, e.g.
                 nocomp:DATA_WRITER__COMPRESSION=none
@@ -101,7 +105,8 @@ def worker(variant: str, workdir: Path) -> dict[str, Any]:
         dsn = "host={host} port={port} dbname={database} user={username} password={password}".format(
             **credentials
         )
-        con.execute("ATTACH ? AS pg (TYPE postgres, READ_ONLY)", [dsn])
+        quoted_dsn = dsn.replace("'", "''")
+        con.execute(f"ATTACH '{quoted_dsn}' AS pg (TYPE postgres, READ_ONLY)")
         con.execute("create table products as select * from pg.public.products")
         row = con.execute("select count(*) from products").fetchone()
         rows = int(row[0]) if row else 0
@@ -131,7 +136,14 @@ def _load_postgres_extension(con: Any) -> None:
         except ImportError:
             continue
         for path in Path(next(iter(package.__path__))).rglob("*.duckdb_extension"):
-            con.execute(f"LOAD '{path}'")
+            # DuckDB finds the entry point from the file name: the wheel's `postgres.duckdb_extension`
+            # is the `postgres_scanner` extension.
+            import shutil
+            import tempfile
+
+            copy = Path(tempfile.mkdtemp()) / "postgres_scanner.duckdb_extension"
+            shutil.copy(path, copy)
+            con.execute(f"LOAD '{copy}'")
             return
     raise SystemExit("DuckDB's postgres extension is not installed for this interpreter")
 
