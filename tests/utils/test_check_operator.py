@@ -27,7 +27,7 @@ from utils.environments import selected_environment
 from utils.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET_VALUE = "s3cr3t-value-never-shown"  # not a real secret
+SECRET_VALUE = "s3cr3t-value-never-shown"  # pragma: allowlist secret - a test fixture
 
 
 def test_a_malformed_secrets_toml_is_reported_by_file_and_line_never_a_traceback(tmp_path: Path) -> None:
