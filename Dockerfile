@@ -49,6 +49,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
     PYTHONUNBUFFERED=1 \
     DLT_DATA_DIR=/var/lib/dlt \
+    # The image is what production workers run: unset, the environment would default to `local`
+    # (DuckDB on the container's disk). A work pool's `env` can still say `ci`.
+    DLT__ENVIRONMENT=production \
     GIT_COMMIT=${GIT_COMMIT}
 VOLUME ["/var/lib/dlt"]
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
