@@ -126,3 +126,21 @@ def test_no_flow_module_imports_dlt() -> None:
             assert not [n for n in names if n == "dlt" or n.startswith("dlt.")], (
                 f"{path.name} imports {names}"
             )
+
+
+def test_a_warning_from_a_source_module_reaches_the_flow_run_log() -> None:
+    # prefect.toml's `logging.extra_loggers`: a source's own warning (e.g. a HubSpot property that
+    # changed type) is in the run's log in the Prefect UI, not only on the worker's console.
+    import logging
+
+    from prefect import flow
+
+    @flow(name="source-warning-probe")
+    def probe() -> None:
+        logging.getLogger("sources.probe").warning("probe: property renewal_at changed type")
+
+    state = probe(return_state=True)
+    assert state.is_completed()
+    assert any(
+        "property renewal_at changed type" in line for line in run_logs(state.state_details.flow_run_id)
+    )
