@@ -37,7 +37,9 @@ def example_source_secrets() -> dict[str, dict[str, object]]:
     return {
         name: {
             key: (
-                {k: f"{k}-{secrets.token_hex(6)}" for k in value} if isinstance(value, dict) else f"{key}-x"
+                {k: f"{k}-{secrets.token_hex(6)}" if isinstance(v, str) else v for k, v in value.items()}
+                if isinstance(value, dict)
+                else f"{key}-x"
             )
             for key, value in section.items()
         }
