@@ -87,6 +87,8 @@ def test_import_contracts_catch_the_bad_layers(bad_copy: Path) -> None:
     assert "pipelines.bad_pipeline -> prefect" in out
     assert "pipelines is not allowed to import flows" in out
     assert "pipelines.bad_pipeline -> flows.bad_flow" in out
+    assert "flows is not allowed to import dlt" in out
+    assert "flows.bad_flow -> dlt" in out
 
 
 def test_banned_api_catches_the_environment_reads(bad_copy: Path) -> None:
