@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, cast
 
 import dlt
 import pyarrow.parquet as pq
@@ -40,6 +40,7 @@ from dlt.destinations.impl.filesystem.filesystem import FilesystemClient
 
 from sources.exchange_rates import exchange_rates_source
 from sources.exchange_rates.settings import ROW_KEY, TABLE_NAME
+from utils import landing
 from utils.destinations import check_destination, make_pipeline, selected_destination
 from utils.errors import ConfigurationError
 from utils.load_summary import LoadSummary
@@ -178,9 +179,9 @@ def loaded_keys(p: dlt.Pipeline, first: dt.date, last: dt.date) -> set[RowKey]:
 def rows_of_unfinished_loads(p: dlt.Pipeline) -> set[RowKey]:
     """Keys of the rows in data files of loads that never completed and that no local package owns.
 
-    A load completes when dlt writes its `_dlt_loads/` marker. Data files of a newer load without a
-    marker were uploaded by a run that crashed; if its package is not in the working directory, no
-    run will finish it, yet Snowpipe may have ingested the files.
+    The rule is shared with every Snowpipe pipeline (`utils.landing`): a load completes when dlt
+    writes its `_dlt_loads/` marker, and data files of a newer load without one, whose package is not
+    in the working directory, were uploaded by a crashed run that no run will finish.
 
     Args:
         p: The pipeline, loading into the filesystem destination.
@@ -188,35 +189,7 @@ def rows_of_unfinished_loads(p: dlt.Pipeline) -> set[RowKey]:
     Returns:
         (date, base, quote) of every row in such files; empty in the normal case.
     """
-    client = p.destination_client()
-    assert isinstance(client, FilesystemClient)
-    # Markers are `<schema>__<load_id>.jsonl`, gzip-compressed with a `.gz` suffix by default.
-    completed = {
-        name.removesuffix(".gz").removesuffix(".jsonl").rsplit("__", 1)[-1]
-        for name in _file_names(client, client.schema.loads_table_name)
-    }
-    newest = max((_as_number(load_id) for load_id in completed), default=0.0)
-    pending = set(p.list_extracted_load_packages()) | set(p.list_normalized_load_packages())
-    keys: set[RowKey] = set()
-    for path in _files(client, TABLE_NAME):
-        name = path.rsplit("/", 1)[-1]
-        if not name.endswith(".parquet"):
-            continue
-        load_id = name.rsplit(".", 2)[0]  # {load_id}.{file_id}.parquet
-        if load_id in completed or load_id in pending or _as_number(load_id) <= newest:
-            continue
-        with client.fs_client.open(path, "rb") as file:
-            table = pq.read_table(file, columns=list(ROW_KEY))
-        keys.update(zip(*(table.column(c).to_pylist() for c in ROW_KEY), strict=True))
-    return keys
-
-
-def _as_number(load_id: str) -> float:
-    # dlt's load ids are creation timestamps, so they order loads; anything else orders first.
-    try:
-        return float(load_id)
-    except ValueError:
-        return 0.0
+    return cast(set[RowKey], landing.rows_of_unfinished_loads(p, TABLE_NAME, ROW_KEY, _row_key))
 
 
 def _files(client: FilesystemClient, table_name: str) -> list[str]:
@@ -224,10 +197,6 @@ def _files(client: FilesystemClient, table_name: str) -> list[str]:
         return list(client.list_table_files(table_name))
     except (DestinationUndefinedEntity, FileNotFoundError):
         return []
-
-
-def _file_names(client: FilesystemClient, table_name: str) -> list[str]:
-    return [path.rsplit("/", 1)[-1] for path in _files(client, table_name)]
 
 
 def _row_key(row: dict[str, Any]) -> RowKey:
