@@ -18,12 +18,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from dlt.common.configuration.specs import ConnectionStringCredentials
 
-from utils.errors import ConfigurationError, UpstreamUnavailableError
+from utils.errors import ConfigurationError, UpstreamUnavailableError, UpstreamUnreachableError
 
 # A DNS name (RFC 1123 labels) - what a host must look like unless it is an IP address or a socket dir.
 _HOSTNAME = re.compile(
@@ -38,32 +38,42 @@ ENCODE_HINT = (
     "or give host, port, database, username and password as separate keys."
 )
 
-# libpq / psycopg2 failure texts, sorted: (marker in the driver's message, what we say, permanent?).
+# How a failed first connection is classed: a setting to fix (ConfigurationError), a host that cannot
+# be connected to at all - refused, unresolvable, TLS (UpstreamUnreachableError: permanent, so the run
+# fails in seconds naming the setting, as the HTTP sources do) - or a server that may answer later
+# (UpstreamUnavailableError: retried).
+Failure = Literal["configuration", "unreachable", "transient"]
+
+# libpq / psycopg2 failure texts, sorted: (marker in the driver's message, what we say, class).
 # The driver's text itself never reaches a message: it quotes the host, which is only safe once
-# validated, and a future libpq could quote more. Permanent ones cannot heal by waiting.
-_KNOWN_FAILURES: tuple[tuple[str, str, bool], ...] = (
-    ("password authentication failed", "the password was rejected", True),
-    ("no password supplied", "no password was given", True),
-    ("role", "the role does not exist or may not log in", True),
-    ("database", "the database does not exist or may not be used by this role", True),
-    ("no pg_hba.conf entry", "the server's pg_hba.conf does not admit this host, role or database", True),
-    ("ssl", "TLS negotiation failed", True),
-    ("certificate", "TLS certificate verification failed", True),
-    ("could not translate host name", "the host name does not resolve", True),
-    ("name or service not known", "the host name does not resolve", True),
+# validated, and a future libpq could quote more.
+_KNOWN_FAILURES: tuple[tuple[str, str, Failure], ...] = (
+    ("password authentication failed", "the password was rejected", "configuration"),
+    ("no password supplied", "no password was given", "configuration"),
+    ("role", "the role does not exist or may not log in", "configuration"),
+    ("database", "the database does not exist or may not be used by this role", "configuration"),
+    (
+        "no pg_hba.conf entry",
+        "the server's pg_hba.conf does not admit this host, role or database",
+        "configuration",
+    ),
+    ("ssl", "TLS negotiation failed", "unreachable"),
+    ("certificate", "TLS certificate verification failed", "unreachable"),
+    ("could not translate host name", "the host name does not resolve", "unreachable"),
+    ("name or service not known", "the host name does not resolve", "unreachable"),
     (
         "connection refused",
         "the connection was refused (is the server up, and listening on that port?)",
-        False,
+        "unreachable",
     ),
-    ("timeout expired", "the connection timed out", False),
-    ("timed out", "the connection timed out", False),
-    ("the database system is starting up", "the server is starting up", False),
-    ("the database system is shutting down", "the server is shutting down", False),
-    ("too many connections", "the server has too many connections", False),
-    ("server closed the connection unexpectedly", "the server closed the connection", False),
-    ("no route to host", "there is no route to the host", False),
-    ("network is unreachable", "the network is unreachable", False),
+    ("timeout expired", "the connection timed out", "transient"),
+    ("timed out", "the connection timed out", "transient"),
+    ("the database system is starting up", "the server is starting up", "transient"),
+    ("the database system is shutting down", "the server is shutting down", "transient"),
+    ("too many connections", "the server has too many connections", "transient"),
+    ("server closed the connection unexpectedly", "the server closed the connection", "transient"),
+    ("no route to host", "there is no route to the host", "transient"),
+    ("network is unreachable", "the network is unreachable", "transient"),
 )
 
 
@@ -167,9 +177,11 @@ def connect_postgres(
 
     Raises:
         ConfigurationError: The credentials are incomplete, do not parse, or were refused for good
-            (wrong password, unknown database or role, pg_hba, TLS, a host that does not resolve).
-        UpstreamUnavailableError: The server did not answer or refused the connection (it may be
-            down or restarting); worth retrying later.
+            (wrong password, unknown database or role, pg_hba).
+        UpstreamUnreachableError: The connection was refused, the host does not resolve or TLS
+            failed, on this first connection: permanent, so the run fails in seconds.
+        UpstreamUnavailableError: The server timed out, is starting up or shutting down, or has
+            too many connections; worth retrying later.
     """
     target = connection_target(credentials, key)
     # Built from the validated parts, with the password passed as a value (SQLAlchemy quotes it),
@@ -193,10 +205,15 @@ def connect_postgres(
             conn.execute(sa.text("select 1"))
     except sa.exc.DBAPIError as exc:
         engine.dispose()
-        reason, permanent = describe_failure(exc)
-        if permanent:
+        reason, failure = describe_failure(exc)
+        if failure == "configuration":
             raise ConfigurationError(
                 f"{pipeline}: PostgreSQL at {target} refused the connection: {reason}. Check `{key}`."
+            ) from None
+        if failure == "unreachable":
+            raise UpstreamUnreachableError(
+                f"{pipeline}: cannot connect to PostgreSQL at {target}: {reason}. Check `{key}` and that "
+                "the server runs and is reachable from here; nothing was loaded."
             ) from None
         raise UpstreamUnavailableError(
             f"{pipeline}: cannot reach PostgreSQL at {target}: {reason}. Is the server up and reachable "
@@ -205,24 +222,24 @@ def connect_postgres(
     return engine
 
 
-def describe_failure(exc: BaseException) -> tuple[str, bool]:
-    """Sort a driver error into a fixed, secret-free phrase and whether it is permanent.
+def describe_failure(exc: BaseException) -> tuple[str, Failure]:
+    """Sort a driver error into a fixed, secret-free phrase and its class.
 
     Args:
         exc: A SQLAlchemy `DBAPIError` or the driver's own exception.
 
     Returns:
-        The phrase and True when retrying cannot help. Unknown failures are transient, named by the
+        The phrase and the class (see `Failure`). Unknown failures are transient, named by the
         driver error's class and SQLSTATE only.
     """
     original = getattr(exc, "orig", None) or exc
     text = str(original).lower()
     # "FATAL:  role "x" does not exist" and "database "x" does not exist" both mention "does not exist".
-    for marker, phrase, permanent in _KNOWN_FAILURES:
+    for marker, phrase, failure in _KNOWN_FAILURES:
         if marker in text and (marker not in ("role", "database") or "does not exist" in text):
-            return phrase, permanent
+            return phrase, failure
     code = getattr(original, "pgcode", None)
-    return f"{type(original).__name__}{f' (SQLSTATE {code})' if code else ''}", False
+    return f"{type(original).__name__}{f' (SQLSTATE {code})' if code else ''}", "transient"
 
 
 def _is_host(host: str) -> bool:

@@ -45,7 +45,7 @@ from utils.errors import (
     PipelineError,
     UpstreamUnavailableError,
 )
-from utils.http_errors import HttpSource, status_error
+from utils.http_errors import HttpSource, ensure_reachable, status_error
 
 Contact = dict[str, Any]
 
@@ -121,6 +121,9 @@ class HubSpotApi:
 
     def properties(self) -> list[ContactProperty]:
         """Every contact property of the portal, custom ones included (`GET /crm/v3/properties/contacts`)."""
+        # The run's first request: a host that refuses, does not resolve or fails TLS fails now,
+        # in seconds, naming the setting - not after the HTTP client's retries.
+        ensure_reachable(HTTP_SOURCE, self.base_url)
         payload = self._request("GET", PROPERTIES_PATH)
         results = payload.get("results") if isinstance(payload, dict) else None
         if not isinstance(results, list) or not results:

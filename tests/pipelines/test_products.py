@@ -30,7 +30,7 @@ from utils.errors import (
     ConfigurationError,
     PermanentPipelineError,
     SchemaDriftError,
-    UpstreamUnavailableError,
+    UpstreamUnreachableError,
 )
 from utils.load_summary import LoadSummary
 
@@ -180,11 +180,15 @@ def test_wrong_password_names_the_credentials_and_hides_the_password(
     assert not warehouse.exists() or "products" not in _schemas(warehouse)
 
 
-def test_unreachable_database_is_a_transient_error(
+def test_a_refused_connection_fails_at_once_as_unreachable(
     catalogue: CatalogueMutator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A refused first connection (wrong port, server not running) is permanent: the run fails in
+    # seconds naming the setting, like the HTTP sources' refused connections (issue 12.3).
     monkeypatch.setenv("SOURCES__PRODUCTS__CREDENTIALS__PORT", "9")
-    with pytest.raises(UpstreamUnavailableError, match=r"cannot reach PostgreSQL at 127\.0\.0\.1:9/shop"):
+    with pytest.raises(
+        UpstreamUnreachableError, match=r"cannot connect to PostgreSQL at 127\.0\.0\.1:9/shop"
+    ):
         load()
 
 

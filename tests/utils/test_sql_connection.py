@@ -20,7 +20,7 @@ from dlt.common.configuration.specs import ConnectionStringCredentials
 from pipelines import products as products_pipeline
 from sandbox.postgres import CatalogueMutator, PostgresServer
 from tests.pipelines.products_helpers import assert_destination_equals_source
-from utils.errors import ConfigurationError, PermanentPipelineError, UpstreamUnavailableError
+from utils.errors import ConfigurationError, PermanentPipelineError, UpstreamUnreachableError
 from utils.sql_connection import connection_target, describe_failure
 
 METACHARACTERS = ["@", ":", "/", "#", "%", "?", "&", "=", '"', "'", "\\", " "]
@@ -83,10 +83,10 @@ def test_a_port_that_is_not_a_number_is_refused_by_key() -> None:
 
 def test_unknown_driver_failures_are_named_by_class_only() -> None:
     secret = token()
-    reason, permanent = describe_failure(RuntimeError(f"something odd about {secret}"))
+    reason, failure = describe_failure(RuntimeError(f"something odd about {secret}"))
     assert secret not in reason
     assert reason == "RuntimeError"
-    assert permanent is False
+    assert failure == "transient"
 
 
 # --- against the real PostgreSQL: the products pipeline with a metacharacter password -----------
@@ -190,11 +190,19 @@ def test_a_wrong_metacharacter_password_is_permanent_and_never_shown(
     assert tokens_in(message + caplog.text, parts + wrong_parts) == []
 
 
-def test_a_refused_connection_is_transient_and_named_by_safe_parts(
+def test_a_refused_connection_is_unreachable_and_named_by_safe_parts(
     catalogue: CatalogueMutator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SOURCES__PRODUCTS__CREDENTIALS__PORT", "9")
     with pytest.raises(
-        UpstreamUnavailableError, match=r"127\.0\.0\.1:9/shop as \w+: the connection was refused"
+        UpstreamUnreachableError, match=r"127\.0\.0\.1:9/shop as \w+: the connection was refused"
     ):
+        products_pipeline.run()
+
+
+def test_a_host_that_does_not_resolve_is_unreachable(
+    catalogue: CatalogueMutator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__PRODUCTS__CREDENTIALS__HOST", "no-such-host.invalid")
+    with pytest.raises(UpstreamUnreachableError, match=r"the host name does not resolve"):
         products_pipeline.run()

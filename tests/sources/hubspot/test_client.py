@@ -19,7 +19,12 @@ from sources.hubspot.client import HubSpotApi
 from sources.hubspot.paginators import ModifiedSinceKeysetPaginator
 from sources.hubspot.schema import contact_id_of, last_modified_ms
 from tests.sources.hubspot.portal import TOKEN, assert_retry_after_respected, portal
-from utils.errors import ConfigurationError, UpstreamRequestError, UpstreamUnavailableError
+from utils.errors import (
+    ConfigurationError,
+    UpstreamRequestError,
+    UpstreamUnavailableError,
+    UpstreamUnreachableError,
+)
 
 
 def api_for(server: HubSpotServer, search_rate: float = 10_000, token: str = TOKEN) -> HubSpotApi:
@@ -282,3 +287,11 @@ def test_429s_and_5xx_together_share_one_retry_budget(monkeypatch: pytest.Monkey
         statuses = [r.status for r in server.recorded_requests()]
 
     assert statuses == [429, 429, 503]  # RUNTIME__REQUEST_MAX_ATTEMPTS in tests: 3 sends in all
+
+
+def test_a_refused_connection_fails_at_once_naming_the_base_url() -> None:
+    # Port 9 (discard) is closed on loopback: the first request fails in seconds, permanently,
+    # naming the setting - not after the HTTP client's retries (issue 12.3).
+    api = HubSpotApi(base_url="http://127.0.0.1:9", access_token=TOKEN)
+    with pytest.raises(UpstreamUnreachableError, match=r"sources\.hubspot\.base_url"):
+        api.properties()
