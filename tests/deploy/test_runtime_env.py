@@ -95,15 +95,15 @@ def test_every_pipeline_and_a_generated_one_of_each_pattern_run_in_the_no_dev_en
     runtime_environment: RuntimeEnvironment, generated_copy: Snapshot, tmp_path: Path
 ) -> None:
     repo = generated_copy.path
-    names = sorted(p.stem for p in (repo / "pipelines").glob("*.py") if p.stem != "__init__")
+    names = sorted(p.stem for p in (repo / "pipelines").glob("*.py") if not p.stem.startswith("__"))
     # Every pipeline of the repository, plus the four `./dev new-pipeline` generated into the copy.
-    assert {p.stem for p in (ROOT / "pipelines").glob("*.py") if p.stem != "__init__"} < set(names)
+    assert {p.stem for p in (ROOT / "pipelines").glob("*.py") if not p.stem.startswith("__")} < set(names)
     assert len([n for n in names if n.startswith("new_")]) == 4
     warehouse = tmp_path / "warehouse.duckdb"
     script = (
         "import json, sys; from importlib import import_module; "
         "info = import_module(f'pipelines.{sys.argv[1]}').run(); "
-        "print(json.dumps({'dataset': info.dataset_name}))"
+        "print(json.dumps({'dataset': info.dataset}))"
     )
     datasets = {}
     with sandbox_of(repo, tmp_path) as sandbox:
