@@ -47,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -206,10 +206,13 @@ class PostgresServer:
         data_dir: The PostgreSQL data directory (PGDATA); initialised when empty or missing, reused
             when it already holds a cluster, and kept on stop. When None, a temporary directory is
             used and removed on stop.
+        settings: Server settings (`-c name=value`) added to, or overriding, the sandbox's own -
+            e.g. `{"max_prepared_transactions": "5"}` for two-phase commit, off by default.
     """
 
-    def __init__(self, data_dir: Path | None = None) -> None:
+    def __init__(self, data_dir: Path | None = None, *, settings: Mapping[str, str] | None = None) -> None:
         self._requested_dir = data_dir
+        self._extra_settings = dict(settings or {})
         self._lock = threading.RLock()
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -338,7 +341,7 @@ class PostgresServer:
         log_path = pgdata / "sandbox-postgres.log"
         for _attempt in range(_PORT_ATTEMPTS):
             port = _free_port()
-            settings = {**_SERVER_SETTINGS, "port": str(port)}
+            settings = {**_SERVER_SETTINGS, **self._extra_settings, "port": str(port)}
             settings["unix_socket_directories"] = str(self._socket_dir)
             command = [str(_postgres_bin_dir() / "postgres"), "-D", str(pgdata)]
             for name, value in settings.items():

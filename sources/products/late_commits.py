@@ -24,8 +24,18 @@ Seeing other roles' transactions in `pg_stat_activity` needs the `pg_read_all_st
 cannot be known, and the extract fails with a permanent `ConfigurationError` naming the GRANT - unless
 the guard is switched off (`sources.products.late_commit_guard = false`), accepting that late commits
 may be lost. A hot standby cannot see the primary's open transactions at all, so it is refused the same
-way. A prepared (two-phase) transaction has no session and no start time: while one exists the cursor
-does not advance.
+way.
+
+A prepared (two-phase) transaction leaves `pg_stat_activity` at PREPARE TRANSACTION (its session may
+even end) but can COMMIT PREPARED at any later time, making visible rows stamped when it wrote them -
+*before* `pg_prepared_xacts.prepared`, so that column is no safe bound, and its start is not recorded
+anywhere. What is known: at the previous run's horizon it was either open (so that run's cursor was
+capped at or before its start), already prepared (so that run held its cursor the same way), or not
+yet begun (so it stamps after that run's horizon). Either way every row it wrote is stamped at or
+after the cursor this run started from. So while a prepared transaction that holds a lock on the table
+exists, the stored cursor stays where the run started (no cursor at all if the run had none), and each
+run logs a warning naming it. A prepared transaction without a lock on the table never wrote it and
+cannot any more (its locks are fixed at PREPARE), so it holds nothing.
 """
 
 from __future__ import annotations
@@ -49,17 +59,62 @@ GUARD_KEY = "sources.products.late_commit_guard"
 
 # One round trip, read before the table's data query. Autovacuum never writes application rows;
 # our own session is not a writer either.
+#
+# Prepared transactions: a transaction that wrote the table holds a lock on it until it ends, and
+# PREPARE TRANSACTION keeps its locks (pg_locks lists them with a NULL pid) while the transaction
+# leaves pg_stat_activity. So the prepared transactions that can still make rows of this table
+# visible are exactly those holding a lock on it or on one of its partitions or inheritance children
+# (dlt's query reads those too); one prepared elsewhere in the database can never write it again.
+#
+# Order matters: a transaction that prepares between reading pg_stat_activity and reading pg_locks
+# must be seen by one of them, so pg_stat_activity (a snapshot taken on first access) is read first.
+# The LATERAL reference to `o` makes that the plan's order, not an accident of evaluation.
+# pg_locks is read only if the database has prepared transactions at all (rare; the lock table is
+# the costly part), and which they are is asked only when some hold the table, in a second query.
 HORIZON_SQL = """
-SELECT clock_timestamp() AS read_at,
-       (SELECT min(a.xact_start) FROM pg_stat_activity AS a
-         WHERE a.datname = current_database()
-           AND a.pid <> pg_backend_pid()
-           AND a.xact_start IS NOT NULL
-           AND a.backend_type NOT IN ('autovacuum worker', 'autovacuum launcher')) AS oldest_open,
-       (SELECT count(*) FROM pg_prepared_xacts AS p WHERE p.database = current_database()) AS prepared,
+WITH RECURSIVE tree(oid) AS (
+    SELECT c.oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE n.nspname = coalesce(CAST(:schema AS text), current_schema()) AND c.relname = :table
+    UNION
+    SELECT i.inhrelid FROM pg_inherits AS i JOIN tree AS t ON i.inhparent = t.oid
+)
+SELECT o.read_at, o.oldest_open, p.prepared,
        pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS sees_all_sessions,
        pg_is_in_recovery() AS standby,
        current_user AS role
+  FROM (SELECT clock_timestamp() AS read_at) AS h
+ CROSS JOIN LATERAL (
+       SELECT h.read_at, min(a.xact_start) AS oldest_open FROM pg_stat_activity AS a
+        WHERE a.datname = current_database()
+          AND a.pid <> pg_backend_pid()
+          AND a.xact_start IS NOT NULL
+          AND a.backend_type NOT IN ('autovacuum worker', 'autovacuum launcher')) AS o
+ CROSS JOIN LATERAL (
+       SELECT count(DISTINCT l.virtualtransaction) AS prepared FROM pg_locks AS l
+        WHERE EXISTS (SELECT FROM pg_prepared_xacts AS x WHERE x.database = current_database())
+          AND l.pid IS NULL
+          AND l.locktype = 'relation'
+          AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+          AND l.relation IN (SELECT tree.oid FROM tree)
+          AND o.read_at IS NOT NULL) AS p
+"""
+
+# The prepared transactions holding a lock on the table, for the warning.
+PREPARED_SQL = """
+WITH RECURSIVE tree(oid) AS (
+    SELECT c.oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE n.nspname = coalesce(CAST(:schema AS text), current_schema()) AND c.relname = :table
+    UNION
+    SELECT i.inhrelid FROM pg_inherits AS i JOIN tree AS t ON i.inhparent = t.oid
+)
+SELECT string_agg(format('%L (prepared at %s by %s)', p.gid, p.prepared, p.owner), ', ' ORDER BY p.prepared)
+  FROM pg_prepared_xacts AS p
+ WHERE p.database = current_database()
+   AND EXISTS (
+       SELECT FROM pg_locks AS x JOIN pg_locks AS l ON l.virtualtransaction = x.virtualtransaction
+        WHERE x.locktype = 'transactionid' AND x.pid IS NULL AND x.transactionid = p.transaction
+          AND l.pid IS NULL AND l.locktype = 'relation'
+          AND l.relation IN (SELECT tree.oid FROM tree))
 """
 
 QueryAdapter = Callable[[sa.Select[Any], sa.Table], sa.Select[Any]]
@@ -72,12 +127,15 @@ class Horizon:
     Attributes:
         read_at: The server's clock when the horizon was read.
         oldest_open: Start of the oldest other transaction open in the database, if any.
-        prepared: Prepared (two-phase) transactions waiting in the database.
+        prepared: Prepared (two-phase) transactions holding a lock on the table (so they may have
+            written it), waiting for COMMIT PREPARED or ROLLBACK PREPARED.
+        prepared_by: Those transactions' gids, when they were prepared and by whom (for the log).
     """
 
     read_at: datetime
     oldest_open: datetime | None
     prepared: int
+    prepared_by: str | None = None
 
     @property
     def cap(self) -> datetime:
@@ -85,12 +143,13 @@ class Horizon:
         return min(self.read_at, self.oldest_open) if self.oldest_open is not None else self.read_at
 
 
-def read_horizon(engine: sa.Engine, table: str) -> Horizon:
+def read_horizon(engine: sa.Engine, table: str, schema: str | None = None) -> Horizon:
     """Read the horizon for `table`'s extract (see the module docstring).
 
     Args:
         engine: Connection to the source database, as the pipeline's role.
-        table: The table about to be read (for the error message).
+        table: The table about to be read (for its prepared transactions and the error message).
+        schema: Its schema; None for the connection's current schema.
 
     Returns:
         The horizon.
@@ -98,8 +157,11 @@ def read_horizon(engine: sa.Engine, table: str) -> Horizon:
     Raises:
         ConfigurationError: The role cannot see other roles' transactions, or the server is a standby.
     """
+    names = {"schema": schema, "table": table}
     with engine.connect() as conn:
-        row = conn.execute(sa.text(HORIZON_SQL)).mappings().one()
+        row = conn.execute(sa.text(HORIZON_SQL), names).mappings().one()
+        prepared = int(row["prepared"])
+        prepared_by = conn.execute(sa.text(PREPARED_SQL), names).scalar() if prepared else None
     if row["standby"]:
         raise ConfigurationError(
             f"products.{table}: the database is a hot standby, which cannot see the primary's open "
@@ -114,7 +176,12 @@ def read_horizon(engine: sa.Engine, table: str) -> Horizon:
             f"Run `GRANT pg_read_all_stats TO {row['role']};` (or grant pg_monitor) as a superuser, or "
             f"set {GUARD_KEY} = false to accept that changes committed late may be lost."
         )
-    return Horizon(read_at=row["read_at"], oldest_open=row["oldest_open"], prepared=int(row["prepared"]))
+    return Horizon(
+        read_at=row["read_at"],
+        oldest_open=row["oldest_open"],
+        prepared=prepared,
+        prepared_by=prepared_by,
+    )
 
 
 class AfterIncremental(MapItem):
@@ -169,7 +236,19 @@ class LateCommitGuard:
             self._warned = False
             self.start_value = incremental.start_value if incremental is not None else None
             if self.enabled:
-                self.horizon = read_horizon(engine, self.table)
+                self.horizon = read_horizon(engine, table.name, table.schema)
+                if self.horizon.prepared:
+                    _log.warning(
+                        "products.%s: prepared transaction(s) %s hold a lock on the table, so they may "
+                        "have written rows stamped before they were prepared: the cursor stays at %s "
+                        "(rows since then are read again each run) until each ends with COMMIT PREPARED "
+                        "or ROLLBACK PREPARED - a forgotten one must be resolved by its coordinator or a DBA",
+                        self.table,
+                        self.horizon.prepared_by or f"({self.horizon.prepared} without a gid)",
+                        _isoformat(self.start_value)
+                        if self.start_value is not None
+                        else "nothing (a full read)",
+                    )
             return inner(query, table)
 
         return adapter

@@ -73,9 +73,9 @@ def test_the_cap_runs_right_after_dlts_incremental_step(catalogue: CatalogueMuta
 
 
 def test_a_prepared_transaction_keeps_the_cursor_where_it_started() -> None:
-    # A prepared (two-phase) transaction has no session and no known start: the cursor must not
-    # advance past where this run started (the sandbox runs with max_prepared_transactions = 0, so
-    # this is the decision alone).
+    # A prepared (two-phase) transaction holding the table has no session and no known start: the
+    # cursor must not advance past where this run started (the decision alone; on a real server with
+    # prepared transactions: tests/pipelines/test_products_prepared.py).
     from datetime import UTC, datetime, timedelta
 
     from sources.products.late_commits import Horizon, LateCommitGuard
