@@ -36,17 +36,16 @@ XDIST_GROUPS = {
     "test_no_secret_leaks.py": "prefect-harness",
     "deploy/": "prefect-server",
 }
-# Slow end-to-end tests (relative to tests/; a file, a folder, or a test name prefix): marked `slow`,
-# so `./dev test` skips them and `./dev test-slow` (run by `.ci/run` and CI after `./dev test`) runs them.
-SLOW = {
-    "deploy/": "a real Prefect server: `prefect deploy`, process workers, alerts, generated pipelines",
-    "test_main_job.py": "the main job as a subprocess: the sandbox and every flow, twice",
-    "pipelines/test_hubspot.py::test_full_load_then_an_increment_over_the_search_cap": "12,000 contacts",
-    "pipelines/test_hubspot.py::test_killed_mid_run_then_rerun": "runs killed in subprocesses",
-    "pipelines/test_exchange_rates.py::test_sigkill": "runs killed in subprocesses",
-    "pipelines/test_products.py::test_sigkill": "runs killed in subprocesses",
-    "pipelines/test_products_first_load.py::test_sigkill": "runs killed in subprocesses",
-}
+# Slow end-to-end tests carry `@pytest.mark.slow` (or a module's `pytestmark`) where they are written,
+# so a renamed or moved test keeps its marker; `./dev test` skips them and `./dev test-slow` (run by
+# `.ci/run` and CI after `./dev test`) runs them. Every test in these end-to-end files (relative to
+# tests/: a folder or a file) must be marked, or collection stops naming the test.
+END_TO_END = (
+    "deploy/",  # a real Prefect server: `prefect deploy`, process workers, alerts, generated pipelines
+    "test_main_job.py",  # the main job as a subprocess: the sandbox and every flow, twice
+    "test_interrupts.py",  # pytest runs interrupted in subprocesses
+    "operations/",  # Prefect servers restarted under a running flow
+)
 TESTS = Path(__file__).resolve().parent
 
 
@@ -64,18 +63,38 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the slow tests and group the ones sharing a session server (before `-m` and xdist act)."""
+    """Refuse unmarked end-to-end tests, group tests sharing a session server (before `-m` and xdist)."""
+    unmarked = unmarked_end_to_end(items, TESTS)
+    if unmarked:
+        raise pytest.UsageError(
+            "end-to-end tests must be marked slow (`pytestmark = pytest.mark.slow` or "
+            f"`@pytest.mark.slow`): {', '.join(unmarked)}"
+        )
     for item in items:
-        try:
-            relative = item.path.resolve().relative_to(TESTS).as_posix()
-        except ValueError:
+        relative = _relative(item, TESTS)
+        if relative is None:
             continue
-        test = f"{relative}::{item.name}"
-        if any(test.startswith(prefix) for prefix in SLOW):
-            item.add_marker(pytest.mark.slow)
         for prefix, group in XDIST_GROUPS.items():
             if relative.startswith(prefix) and not item.get_closest_marker("xdist_group"):
                 item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _relative(item: pytest.Item, root: Path) -> str | None:
+    try:
+        return item.path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return None
+
+
+def unmarked_end_to_end(items: list[pytest.Item], root: Path) -> list[str]:
+    """Node ids of the tests in `END_TO_END` files (relative to `root`) without the `slow` marker."""
+    return [
+        item.nodeid
+        for item in items
+        if (relative := _relative(item, root)) is not None
+        and relative.startswith(END_TO_END)
+        and item.get_closest_marker("slow") is None
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,13 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from flows.common import all_flows
 from tests import interrupts
+
+# End to end (slow): `./dev test` skips it; `./dev test-slow` and `.ci/run` run it.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 

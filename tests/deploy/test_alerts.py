@@ -19,6 +19,9 @@ from sandbox.hubspot import HubSpotServer
 from tests.deploy.conftest import ROOT, WORK_POOL, PrefectServer, Snapshot, WebhookReceiver
 from tests.sources.hubspot.portal import TOKEN, portal
 
+# End to end (slow): `./dev test` skips it; `./dev test-slow` and `.ci/run` run it.
+pytestmark = pytest.mark.slow
+
 AUTOMATION = "data-pipelines - flow run failed"
 BUSY_AUTOMATION = "data-pipelines - scheduled run cancelled, pipeline busy"
 # After an alert arrives, how long to watch for a second one that must not come (the trigger and

@@ -24,6 +24,9 @@ from tests.deploy.conftest import (
 from tests.pipelines.products_helpers import assert_destination_equals_source
 from utils.check import pipeline_names
 
+# End to end (slow): `./dev test` skips it; `./dev test-slow` and `.ci/run` run it.
+pytestmark = pytest.mark.slow
+
 # Deployments that run only when asked, with the parameters they pass.
 ON_DEMAND = {
     ("exchange_rates", "backfill"): {},
@@ -88,7 +91,6 @@ def test_every_flow_has_exactly_one_scheduled_deployment_with_its_schedule_and_l
     assert set(found) == {(f, f) for f in flow_names} | set(ON_DEMAND)
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_a_process_worker_in_the_no_dev_environment_runs_every_scheduled_deployment(
     prefect_server: PrefectServer,

@@ -15,6 +15,9 @@ from tests import interrupts
 from tests.deploy.conftest import PrefectServer, Snapshot, _git
 from tools.new_pipeline.__main__ import PATTERNS, generate
 
+# End to end (slow): `./dev test` skips it; `./dev test-slow` and `.ci/run` run it.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.timeout(3000)
 def test_generated_pipelines_pass_every_check_and_deploy_unedited(

@@ -18,6 +18,9 @@ import pytest
 
 from tests.deploy.conftest import ROOT
 
+# End to end (slow): `./dev test` skips it; `./dev test-slow` and `.ci/run` run it.
+pytestmark = pytest.mark.slow
+
 DOCKERFILE = ROOT / "Dockerfile"
 
 
@@ -86,7 +89,6 @@ def test_no_secret_or_local_state_reaches_the_build_context() -> None:
     assert {".dlt/secrets.toml", ".venv", ".local", ".git", ".envrc", "*.duckdb"} <= ignored
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_the_image_builds_and_runs_the_products_code_as_non_root() -> None:
     docker = shutil.which("docker")

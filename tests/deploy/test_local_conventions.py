@@ -24,6 +24,9 @@ from sandbox.frankfurter import FrankfurterServer
 from sandbox.main_job import DEFAULT_WAREHOUSE, local_environment
 from tests.deploy.conftest import ROOT
 
+# End to end (slow): `./dev test` skips it; `./dev test-slow` and `.ci/run` run it.
+pytestmark = pytest.mark.slow
+
 PROBE = """
 import sys, dlt
 pipeline = dlt.pipeline(sys.argv[1], destination=dlt.destinations.duckdb(sys.argv[2]), dataset_name="probe")
@@ -115,7 +118,6 @@ def test_commands_run_from_the_root_give_the_temporary_prefect_server_time_to_st
     assert int(prefect_setting(limit, ROOT)) >= 120
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_python_flows_currencies_runs_on_a_temporary_prefect_server(
     frankfurter: FrankfurterServer, tmp_path: Path

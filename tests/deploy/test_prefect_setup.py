@@ -19,6 +19,9 @@ from tests.deploy.conftest import (
     running_prefect_server,
 )
 
+# End to end (slow): `./dev test` skips it; `./dev test-slow` and `.ci/run` run it.
+pytestmark = pytest.mark.slow
+
 
 def test_the_set_up_reads_the_names_prefect_yaml_uses() -> None:
     assert required_objects() == ({WORK_POOL}, {GIT_TOKEN_BLOCK})
@@ -29,7 +32,6 @@ def test_the_dev_task_runs_the_set_up() -> None:
     assert "python -m flows.prefect_setup" in body
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_prefect_deploy_all_works_on_a_fresh_server_after_the_scripted_set_up(
     code_snapshot: Snapshot, tmp_path: Path

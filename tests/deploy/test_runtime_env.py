@@ -25,6 +25,9 @@ from packaging.utils import canonicalize_name
 
 from tests.deploy.conftest import ROOT, RuntimeEnvironment, Snapshot, sandbox_of
 
+# End to end (slow): `./dev test` skips it; `./dev test-slow` and `.ci/run` run it.
+pytestmark = pytest.mark.slow
+
 RUNTIME_PACKAGES = ("sources", "pipelines", "flows", "utils", "automations")
 FIRST_PARTY = {*RUNTIME_PACKAGES, "sandbox", "tools", "tests"}
 # Imported by name only inside dlt, chosen by our configuration: the products source's sql_table
@@ -69,7 +72,6 @@ def test_every_distribution_the_code_needs_at_run_time_is_a_project_dependency()
     assert declared >= NAMED_BY_CONFIGURATION
 
 
-@pytest.mark.slow
 def test_the_no_dev_environment_has_the_runtime_drivers_and_no_dev_tools(
     runtime_environment: RuntimeEnvironment,
 ) -> None:
@@ -89,7 +91,6 @@ def test_the_no_dev_environment_has_the_runtime_drivers_and_no_dev_tools(
     assert not [m for m in DEV_ONLY if importable(m)]
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_every_pipeline_and_a_generated_one_of_each_pattern_run_in_the_no_dev_environment(
     runtime_environment: RuntimeEnvironment, generated_copy: Snapshot, tmp_path: Path

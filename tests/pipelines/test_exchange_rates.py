@@ -263,6 +263,7 @@ def crash_in_the_middle_of_the_upload(tmp_path: Path, monkeypatch: pytest.Monkey
     return marker.read_text().splitlines()[-1]
 
 
+@pytest.mark.slow  # runs killed in subprocesses
 def test_sigkill_in_the_middle_of_the_upload_then_rerun_lands_every_row_once(
     rates_api: FrankfurterServer, s3: AwsSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -297,6 +298,7 @@ def test_sigkill_in_the_middle_of_the_upload_then_rerun_lands_every_row_once(
     assert not exchange_rates_pipeline.pipeline().has_pending_data
 
 
+@pytest.mark.slow  # runs killed in subprocesses
 @pytest.mark.parametrize("safeguard", [True, False], ids=["safeguard", "control-without-safeguard"])
 def test_sigkill_that_also_loses_the_working_directory(
     rates_api: FrankfurterServer,

@@ -56,6 +56,7 @@ def list_requests(server: HubSpotServer) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # 12,000 contacts
 def test_full_load_then_an_increment_over_the_search_cap_with_deletions(
     monkeypatch: pytest.MonkeyPatch, warehouse: Path
 ) -> None:
@@ -262,6 +263,7 @@ def slow_portal(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubSpotServer]:
         yield server
 
 
+@pytest.mark.slow  # runs killed in subprocesses
 @pytest.mark.parametrize("moment", ["first run, extracting", "first run, loading", "increment, extracting"])
 def test_killed_mid_run_then_rerun_loses_and_doubles_nothing(
     slow_portal: HubSpotServer, warehouse: Path, tmp_path: Path, moment: str

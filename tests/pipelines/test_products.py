@@ -113,6 +113,7 @@ def test_rows_sharing_the_last_cursor_value_are_loaded_once(
     assert incremental["unique_hashes"] == []  # the state stays one timestamp, however many rows tie
 
 
+@pytest.mark.slow  # runs killed in subprocesses
 def test_sigkill_during_load_then_rerun_loses_and_duplicates_nothing(
     catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path, tmp_path: Path
 ) -> None:

@@ -129,6 +129,7 @@ def test_a_table_that_holds_rows_is_merged_into_even_without_a_cursor(
     assert_destination_equals_source(postgres_server.dsn, warehouse, "products")  # no duplicates
 
 
+@pytest.mark.slow  # runs killed in subprocesses
 def test_sigkill_during_the_first_load_then_rerun_loses_and_duplicates_nothing(
     catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
 ) -> None:

@@ -16,6 +16,7 @@ from sandbox.hubspot import (
     HubSpotServer,
 )
 from sources.hubspot.client import HubSpotApi
+from sources.hubspot.pacing import PacedAdapter, RollingWindowPacer
 from sources.hubspot.paginators import ModifiedSinceKeysetPaginator
 from sources.hubspot.schema import contact_id_of, last_modified_ms
 from tests.sources.hubspot.portal import TOKEN, assert_retry_after_respected, portal
@@ -178,17 +179,70 @@ def test_the_general_limit_is_never_hit_when_pacing_from_headers(monkeypatch: py
     assert arrivals[-1] - arrivals[0] >= 2 * 0.5  # it did have to wait
 
 
+class RecordingClock:
+    """A clock that only moves when the pacer sleeps; each send's time is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.now += seconds
+
+
+class RecordingPacer(RollingWindowPacer):
+    """The search pacer with the clock above: when, on that clock, each request was let through."""
+
+    def __init__(self, like: RollingWindowPacer, clock: RecordingClock) -> None:
+        super().__init__(
+            like.limit,
+            like.interval_seconds,
+            learn_from_headers=like.learn_from_headers,
+            safety=like.safety,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+        self.clock = clock
+        self.send_times: list[float] = []
+
+    def acquire(self) -> float:
+        waited = super().acquire()
+        self.send_times.append(self.clock.now)
+        return waited
+
+
 def test_search_is_paced_at_the_configured_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The production headroom (4 per second configured against HubSpot's 5): with none, a busy
-    # machine delays one request's arrival by more than the pacer's 25 ms margin and gets a 429.
-    with portal(monkeypatch, contacts=600, custom_properties=0, search_rate_per_second=20) as server:
+    # Not timed: the search pacer runs on a clock that moves only when it waits, so what it let
+    # through per second and how long it waited are exact whatever the machine's load. The real
+    # requests still go to the sandbox, which counts which of them were searches.
+    with portal(monkeypatch, contacts=600, custom_properties=0) as server:
         api = api_for(server, search_rate=16)
+        # 16 per second: 16 requests per rolling second (plus the pacer's safety margin), headers ignored.
+        assert (api.search_pacer.limit, api.search_pacer.interval_seconds) == (16, 1.0)
+        assert api.search_pacer.learn_from_headers is False
+        paced = RecordingPacer(api.search_pacer, RecordingClock())
+        adapter = api.client.session.get_adapter(server.base_url)
+        assert isinstance(adapter, PacedAdapter) and adapter.search_pacer is api.search_pacer
+        adapter.search_pacer = api.search_pacer = paced
         result = searched(api, ModifiedSinceKeysetPaginator(0, ["email"], page_size=20))
         log = server.recorded_requests()
 
     assert len(result) == 600
-    assert 429 not in [r.status for r in log]
-    assert len(log) >= 30
+    searches = [r for r in log if r.path.rstrip("/").endswith("/search")]
+    assert len(searches) >= 30 and 429 not in [r.status for r in log]
+    # Every search request, and nothing else, went through the search pacer, once.
+    assert len(paced.send_times) == paced.requests_sent == len(searches)
+    assert api.pacer.requests_sent == len(log) - len(searches)
+    # Never more than 16 in any second, and no slower than the limit needs: the first 16 go at once,
+    # each further 16 one window (1 s plus the 2.5 % margin) later.
+    times = paced.send_times
+    assert max(sum(1 for t in times if start <= t < start + 1.0) for start in times) <= 16
+    expected_wait = ((len(times) - 1) // 16) * paced.window
+    assert paced.waited_seconds == pytest.approx(expected_wait)
+    assert times[-1] == pytest.approx(expected_wait)
 
 
 def test_429s_are_waited_out_for_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
