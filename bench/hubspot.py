@@ -122,7 +122,7 @@ def main() -> int:
         rows = hubspot.pipeline().last_trace.last_normalize_info.row_counts.get("contacts", 0)  # type: ignore[union-attr]
         report(
             "full load",
-            server.recorded_requests(),
+            server.requests,
             wall,
             cpu,
             rows,
@@ -142,7 +142,7 @@ def main() -> int:
             title = f"increment ({args.modify} modified, {args.archive} archived)"
             report(
                 title,
-                server.recorded_requests(),
+                server.requests,
                 wall,
                 cpu,
                 rows,

@@ -1,7 +1,8 @@
 """S3 and Secrets Manager on loopback, through moto in server mode.
 
-`AwsSandbox` starts moto's `ThreadedMotoServer` on 127.0.0.1 with a port chosen by the OS, creates
-the landing bucket, and hands out what clients need to talk to it: `boto3_client()` for code in the
+`AwsSandbox` serves moto's WSGI application (what `moto.server.ThreadedMotoServer` serves, with
+moto's request handler) on the sandbox's one HTTP server base, on 127.0.0.1 with a port chosen by
+the OS, creates the landing bucket, and hands out what clients need to talk to it: `boto3_client()` for code in the
 same process, and `env()` for anything configured through environment variables (boto3 itself, dlt's
 filesystem destination through s3fs, dlt's AWS Secrets Manager provider).
 
@@ -11,15 +12,22 @@ buckets and secrets; call `reset()` to start from an empty account.
 
 from __future__ import annotations
 
-import logging
-from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+
+from sandbox.base import HttpStandIn
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 REGION = "eu-west-1"
 DEFAULT_BUCKET = "exchange-rates-landing"
@@ -35,7 +43,12 @@ _S3_CONFIG = Config(
 )
 
 
-class AwsSandbox:
+class _QuietMotoHandler(MotoRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """No access log: test output stays readable."""
+
+
+class AwsSandbox(HttpStandIn):
     """moto's S3 and Secrets Manager served on loopback, with a landing bucket ready.
 
     Use it as a context manager (or call `start()`/`stop()`):
@@ -56,6 +69,8 @@ class AwsSandbox:
     access_key_id = FAKE_ACCESS_KEY_ID
     secret_access_key = FAKE_SECRET_ACCESS_KEY
 
+    request_handler = _QuietMotoHandler
+
     def __init__(self, *, bucket: str = DEFAULT_BUCKET, host: str = "127.0.0.1", port: int = 0):
         """Prepare the sandbox; nothing listens until `start()`.
 
@@ -64,62 +79,16 @@ class AwsSandbox:
             host: Interface to bind; keep the loopback default.
             port: Port to bind; 0 lets the OS choose a free one.
         """
+        super().__init__(host=host, port=port)
         self.bucket = bucket
-        self._host = host
-        self._port = port
-        self._server: ThreadedMotoServer | None = None
-        self._endpoint_url: str | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------------
+    def wsgi_app(self) -> WSGIApplication:
+        """Moto's application, dispatching by service like `ThreadedMotoServer`."""
+        return DomainDispatcherApplication(create_backend_app)
 
-    def start(self) -> Self:
-        """Start moto in a background thread and create the landing bucket.
-
-        Returns:
-            The sandbox itself, so `aws = AwsSandbox().start()` works.
-
-        Raises:
-            RuntimeError: The sandbox is already running.
-        """
-        if self._server is not None:
-            raise RuntimeError("AwsSandbox is already running")
-        # moto's server logs every request through werkzeug; keep test output readable unless
-        # someone configured that logger on purpose.
-        werkzeug_logger = logging.getLogger("werkzeug")
-        if werkzeug_logger.level == logging.NOTSET:
-            werkzeug_logger.setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
-        server.start()
-        # With port 0 the OS picks the port; moto reports the one actually bound.
-        host, port = server.get_host_and_port()
-        self._server = server
-        self._endpoint_url = f"http://{host}:{port}"
+    def _start(self) -> None:
+        super()._start()
         self.create_bucket(self.bucket)
-        return self
-
-    def stop(self) -> None:
-        """Stop moto and release the port. Safe to call twice; moto's state is kept."""
-        server = self._server
-        if server is None:
-            return
-        server.stop()
-        # ThreadedMotoServer.stop() ends the serving loop but leaves the listening socket open.
-        wsgi_server = getattr(server, "_server", None)
-        if wsgi_server is not None:
-            wsgi_server.server_close()
-        self._server = None
-        self._endpoint_url = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def reset(self) -> None:
         """Empty moto's whole fake account (every bucket and secret), then recreate the bucket."""
@@ -129,14 +98,8 @@ class AwsSandbox:
 
     @property
     def endpoint_url(self) -> str:
-        """Endpoint for every AWS service, e.g. `http://127.0.0.1:54321`.
-
-        Raises:
-            RuntimeError: The sandbox has not been started.
-        """
-        if self._endpoint_url is None:
-            raise RuntimeError("AwsSandbox is not running; call start() first")
-        return self._endpoint_url
+        """Endpoint for every AWS service, e.g. `http://127.0.0.1:54321` (RuntimeError when stopped)."""
+        return self.root_url
 
     # -- clients and configuration ---------------------------------------------------------------
 

@@ -48,32 +48,24 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import contextlib
 import datetime as dt
 import json
-import logging
 import math
 import random
 import re
-import socket
 import threading
-import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Literal, Self
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
+from urllib.parse import parse_qs
 
-logger = logging.getLogger(__name__)
+from werkzeug.wrappers import Request, Response
+
+from sandbox.base import HttpStandIn, serve_until_signalled
 
 FIRST_DAY = dt.date(1999, 1, 4)
 """The first day the ECB published euro reference rates."""
-
-FaultKind = Literal["error", "rate_limit", "slow", "malformed", "disconnect"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("error", "rate_limit", "slow", "malformed", "disconnect")
 
 # English names as the real service returns them (it takes them from Ruby's `money` gem).
 CURRENCY_NAMES: dict[str, str] = {
@@ -227,42 +219,6 @@ class _InvalidQueryError(ValueError):
     """A request the real service answers with 422 and this message."""
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the server answered.
-
-    Attributes:
-        method: HTTP method, e.g. `GET`.
-        path: Path without the query string, e.g. `/v1/2024-01-01..`.
-        query: Raw query string, e.g. `base=USD&symbols=EUR` (empty if none).
-        status: HTTP status sent; 0 when a `disconnect` fault dropped the connection instead.
-        timestamp: When the answer was decided, in seconds since the epoch (`time.time()`).
-    """
-
-    method: str
-    path: str
-    query: str
-    status: int
-    timestamp: float
-
-
-@dataclass
-class _Fault:
-    kind: FaultKind
-    remaining: int
-    path_prefix: str
-    status: int
-    retry_after: float
-    delay: float
-
-
-@dataclass(frozen=True)
-class _Response:
-    status: int
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
-
-
 def _easter_sunday(year: int) -> dt.date:
     # Anonymous Gregorian algorithm (Meeus/Jones/Butcher).
     a = year % 19
@@ -392,75 +348,16 @@ def round_like_frankfurter(value: float) -> float | int:
     return float(f"{value:.6f}")
 
 
-def _json_body(payload: object) -> bytes:
-    # Compact and UTF-8, like the real service's Oj encoder ("Icelandic Króna", not "\u00f3").
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _message(status: int, message: str) -> _Response:
-    return _Response(status, _json_body({"message": message}))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HttpServer
-    protocol_version = "HTTP/1.1"  # keep-alive, so clients with sessions reuse connections
-    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm and
-    # delayed ACKs add about 40 ms to every answer on a kept-alive connection.
-    disable_nagle_algorithm = True
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.untrack(self.connection)
-
-    def do_GET(self) -> None:
-        self.server.app.handle(self)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Tests read `FrankfurterServer.requests` instead of a noisy stderr access log.
-        return
-
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], app: FrankfurterServer) -> None:
-        super().__init__(address, _Handler)
-        self.app = app
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def track(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.add(connection)
-
-    def untrack(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        # Keep-alive connections would otherwise hold handler threads after stop().
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients hanging up (or stop() closing sockets) are normal here, not worth a traceback.
-        logger.debug("frankfurter sandbox: connection from %s ended abruptly", client_address)
-
-
-class FrankfurterServer:
+class FrankfurterServer(HttpStandIn):
     """A Frankfurter v1 compatible API serving deterministic ECB-like rates on loopback.
 
     Use it as a context manager (or call `start()`/`stop()`); `base_url` is the API root to give to
-    clients, e.g. `http://127.0.0.1:54321/v1`.
+    clients, e.g. `http://127.0.0.1:54321/v1`. Faults and the request log come from `HttpStandIn`.
+
+    Args:
+        host: Interface to bind; keep the loopback default.
+        port: Port to bind; 0 lets the OS choose a free one.
+        today: Last day with published rates; None follows the real current date.
 
     Attributes:
         currencies: Code to English name, served by `/v1/currencies` sorted by code. By default the
@@ -471,91 +368,19 @@ class FrankfurterServer:
             `add_currency()`.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, today: dt.date | None = None) -> None:
-        """Prepare the server; nothing listens until `start()`.
+    base_path = "/v1"
+    json_content_type = "application/json; charset=utf-8"
 
-        Args:
-            host: Interface to bind; keep the loopback default.
-            port: Port to bind; 0 lets the OS choose a free one.
-            today: Last day with published rates; None follows the real current date.
-        """
-        self._host = host
-        self._port = port
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, today: dt.date | None = None) -> None:
+        super().__init__(host=host, port=port)
         self._today = today
         self._lock = threading.RLock()
         self._calendar = _CALENDAR
         self._republished: dict[dt.date, dict[str, float]] = {}
         self._corrupted: dict[dt.date, dict[str, object]] = {}
         self._withheld: dict[dt.date, set[str]] = {}
-        self._faults: list[_Fault] = []
-        self._requests: list[RecordedRequest] = []
-        self._server: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
         self.coverage: dict[str, tuple[Period, ...]] = dict(DEFAULT_COVERAGE)
         self.currencies: dict[str, str] = self._published_names(self.today)
-
-    # -- lifecycle -------------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Bind the port and serve in a background thread.
-
-        Returns:
-            The server itself, so `server = FrankfurterServer().start()` works.
-
-        Raises:
-            RuntimeError: The server is already running.
-        """
-        if self._server is not None:
-            raise RuntimeError("FrankfurterServer is already running")
-        self._server = _HttpServer((self._host, self._port), self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="frankfurter-sandbox",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, close open connections and release the port. Safe to call twice."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound port.
-
-        Raises:
-            RuntimeError: The server has not been started.
-        """
-        if self._server is None:
-            raise RuntimeError("FrankfurterServer is not running; call start() first")
-        return int(self._server.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        """API root including the version, e.g. `http://127.0.0.1:54321/v1`."""
-        return f"http://{self._host}:{self.port}/v1"
 
     # -- data ------------------------------------------------------------------------------------
 
@@ -680,157 +505,20 @@ class FrankfurterServer:
             self._corrupted.clear()
             self._withheld.clear()
 
-    # -- faults ----------------------------------------------------------------------------------
-
-    def inject_fault(
-        self,
-        kind: FaultKind,
-        *,
-        times: int = 1,
-        path_prefix: str = "/v1",
-        status: int = 503,
-        retry_after: float = 1.0,
-        delay: float = 2.0,
-    ) -> None:
-        """Make the next `times` matching requests fail in the given way.
-
-        Faults are queued and consumed in the order they were injected; each request takes at most
-        one, the first whose `path_prefix` matches its path.
-
-        Args:
-            kind: `error` answers HTTP `status` with a JSON message; `rate_limit` answers 429 with
-                `Retry-After` set to `retry_after` rounded up to whole seconds; `slow` waits `delay`
-                seconds, then answers normally; `malformed` answers 200 with the normal body cut in
-                half (invalid JSON); `disconnect` closes the connection without answering.
-            times: How many requests it affects.
-            path_prefix: Only requests whose path (without the query) starts with this.
-            status: HTTP status of an `error` fault.
-            retry_after: Seconds announced by a `rate_limit` fault.
-            delay: Seconds a `slow` fault waits.
-
-        Raises:
-            ValueError: Unknown kind or non-positive `times`.
-        """
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        with self._lock:
-            self._faults.append(_Fault(kind, times, path_prefix, status, retry_after, delay))
-
-    def clear_faults(self) -> None:
-        """Drop every fault not consumed yet."""
-        with self._lock:
-            self._faults.clear()
-
-    def pending_faults(self) -> int:
-        """Count the faulty answers still queued (the sum of their remaining `times`).
-
-        Returns:
-            How many more requests will be affected.
-        """
-        with self._lock:
-            return sum(fault.remaining for fault in self._faults)
-
-    # -- request log -----------------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """A copy of the requests answered so far, oldest first."""
-        with self._lock:
-            return list(self._requests)
-
-    def request_count(self, path_prefix: str = "") -> int:
-        """Count the requests whose path starts with `path_prefix`.
-
-        Args:
-            path_prefix: e.g. `/v1/currencies`; empty counts everything.
-
-        Returns:
-            The number of recorded requests that match.
-        """
-        with self._lock:
-            return sum(1 for request in self._requests if request.path.startswith(path_prefix))
-
-    def reset_requests(self) -> None:
-        """Forget the recorded requests."""
-        with self._lock:
-            self._requests.clear()
-
     # -- HTTP ------------------------------------------------------------------------------------
 
-    def handle(self, handler: BaseHTTPRequestHandler) -> None:
-        """Answer one request (called by the handler thread).
+    def answer(self, request: Request) -> Response:
+        """Answer a GET as the real service does; successful answers may be cached for a day."""
+        response = self._route(request.path, request.query_string.decode("latin-1"))
+        if response.status_code == 200:
+            response.headers["Cache-Control"] = "public, max-age=86400"
+        return response
 
-        Args:
-            handler: The request handler whose request to answer.
-        """
-        parts = urlsplit(handler.path)
-        fault = self._take_fault(parts.path)
-        if fault is not None and fault.kind == "slow":
-            time.sleep(fault.delay)
-        if fault is not None and fault.kind == "disconnect":
-            self._record(handler.command, parts.path, parts.query, 0)
-            handler.close_connection = True
-            return
-        response = self._fault_response(fault) if fault is not None else None
-        if response is None:
-            try:
-                response = self._route(parts.path, parts.query)
-            except Exception:
-                logger.exception("frankfurter sandbox: failed to answer %s", handler.path)
-                response = _message(500, "internal server error")
-        if fault is not None and fault.kind == "malformed":
-            response = _Response(200, response.body[: len(response.body) // 2])
-        # Record before writing: a client may check the log as soon as it has the answer.
-        self._record(handler.command, parts.path, parts.query, response.status)
-        handler.send_response(response.status)
-        handler.send_header("Content-Type", "application/json; charset=utf-8")
-        handler.send_header("Content-Length", str(len(response.body)))
-        if response.status == 200:
-            handler.send_header("Cache-Control", "public, max-age=86400")
-        for name, value in response.headers:
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(response.body)
-
-    def _record(self, method: str, path: str, query: str, status: int) -> None:
-        with self._lock:
-            self._requests.append(RecordedRequest(method, path, query, status, time.time()))
-
-    def _take_fault(self, path: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if path.startswith(fault.path_prefix):
-                    fault.remaining -= 1
-                    if fault.remaining == 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
-
-    @staticmethod
-    def _fault_response(fault: _Fault) -> _Response | None:
-        if fault.kind == "error":
-            try:
-                phrase = HTTPStatus(fault.status).phrase
-            except ValueError:
-                phrase = "error"
-            return _message(fault.status, phrase)
-        if fault.kind == "rate_limit":
-            # HTTP's Retry-After carries whole seconds; round up so clients never retry too early.
-            seconds = max(0, math.ceil(fault.retry_after))
-            return _Response(
-                429,
-                _json_body({"message": "Too Many Requests"}),
-                (("Retry-After", str(seconds)),),
-            )
-        return None
-
-    def _route(self, path: str, query: str) -> _Response:
+    def _route(self, path: str, query: str) -> Response:
         try:
             params = self._parse_params(query)
             if path == "/v1/currencies":
-                return _Response(200, _json_body(dict(sorted(self.currencies.items()))))
+                return self.json(dict(sorted(self.currencies.items())))
             if path in ("/v1/latest", "/v1/current"):
                 return self._single_day(self.today, params)
             if match := _SINGLE_DAY.fullmatch(path):
@@ -840,8 +528,8 @@ class FrankfurterServer:
                 end = self._parse_date(match[2]) if match[2] else self.today
                 return self._time_series(start, end, params)
         except _InvalidQueryError as exc:
-            return _message(422, str(exc))
-        return _message(404, "not found")
+            return self.error(422, str(exc))
+        return self.error(404, "not found")
 
     @staticmethod
     def _parse_date(text: str) -> dt.date:
@@ -869,44 +557,40 @@ class FrankfurterServer:
             raise _InvalidQueryError("bad currency pair")
         return _Params(amount=amount, base=base, symbols=symbols)
 
-    def _single_day(self, day: dt.date, params: _Params) -> _Response:
+    def _single_day(self, day: dt.date, params: _Params) -> Response:
         today = self.today
         if day > today:
-            return _message(404, "not found")
+            return self.error(404, "not found")
         index = self._calendar.last_index_on_or_before(day)
         if index < 0:
-            return _message(404, "not found")
+            return self.error(404, "not found")
         rates = self._rates(index, index, params)
         if not rates:
-            return _message(404, "not found")
+            return self.error(404, "not found")
         ((date_text, day_rates),) = rates.items()
-        return _Response(
-            200,
-            _json_body({"amount": params.amount, "base": params.base, "date": date_text, "rates": day_rates}),
+        return self.json(
+            {"amount": params.amount, "base": params.base, "date": date_text, "rates": day_rates}
         )
 
-    def _time_series(self, start: dt.date, end: dt.date, params: _Params) -> _Response:
+    def _time_series(self, start: dt.date, end: dt.date, params: _Params) -> Response:
         today = self.today
         if start > today:
-            return _message(404, "not found")
+            return self.error(404, "not found")
         # Like the real service: begin at the nearest working day on or before `start`.
         first = max(self._calendar.last_index_on_or_before(start), 0)
         last = self._calendar.last_index_on_or_before(min(end, today))
         rates = self._rates(first, last, params) if last >= first else {}
         if not rates:
-            return _message(404, "not found")
+            return self.error(404, "not found")
         dates = list(rates)
-        return _Response(
-            200,
-            _json_body(
-                {
-                    "amount": params.amount,
-                    "base": params.base,
-                    "start_date": dates[0],
-                    "end_date": dates[-1],
-                    "rates": rates,
-                }
-            ),
+        return self.json(
+            {
+                "amount": params.amount,
+                "base": params.base,
+                "start_date": dates[0],
+                "end_date": dates[-1],
+                "rates": rates,
+            }
         )
 
     def _rates(self, first: int, last: int, params: _Params) -> dict[str, dict[str, object]]:
@@ -1041,10 +725,8 @@ def _main(argv: Iterable[str] | None = None) -> None:
         help="last published day, YYYY-MM-DD (default: the real current date)",
     )
     args = parser.parse_args(list(argv) if argv is not None else None)
-    with FrankfurterServer(port=args.port, today=args.today) as server:
-        print(server.base_url, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+    server = FrankfurterServer(port=args.port, today=args.today)
+    serve_until_signalled(server, lambda running: print(running.base_url, flush=True))
 
 
 if __name__ == "__main__":

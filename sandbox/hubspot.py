@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import contextlib
 import functools
 import hmac
 import json
@@ -74,10 +73,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Literal, cast
-from urllib.parse import parse_qs, urlencode, urlsplit
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from werkzeug.wrappers import Request, Response
+
+from sandbox.base import Fault, HttpStandIn, RecordedRequest, serve_until_signalled
 
 __all__ = [
     "CONTACTS_PATH",
@@ -127,7 +128,6 @@ _AUTH_MESSAGE = (
     "can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
 )
 
-FaultKind = Literal["error", "rate_limit"]
 Json = dict[str, Any]
 
 
@@ -497,43 +497,6 @@ class _Contact:
     values: dict[str, str | None] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    """One request the server answered.
-
-    Attributes:
-        method: HTTP method.
-        path: URL path without the query string.
-        query: Raw query string.
-        status: HTTP status of the response.
-        at: `time.monotonic()` when the request arrived.
-        retry_after: The `Retry-After` seconds sent with a 429, else None.
-    """
-
-    method: str
-    path: str
-    query: str
-    status: int
-    at: float
-    retry_after: float | None = None
-
-
-@dataclass(slots=True)
-class _Fault:
-    kind: FaultKind
-    remaining: int
-    path_prefix: str
-    status: int
-    retry_after: int
-
-
-@dataclass(slots=True)
-class _Response:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
 class _RollingWindow:
     """Accepts at most `limit` events in any `window` seconds (not thread-safe on its own)."""
 
@@ -638,11 +601,12 @@ def _converter(type_: str) -> Callable[[Any], _Comparable]:
 # --------------------------------------------------------------------------------------------
 
 
-class HubSpotServer:
+class HubSpotServer(HttpStandIn):
     """A HubSpot CRM v3 compatible contacts API on loopback, in a background thread.
 
     Use it as a context manager (or call `start()` / `stop()`); clients append `/crm/v3/...` to
-    `base_url`. All public methods are thread-safe.
+    `base_url`. All public methods are thread-safe. Faults and the request log come from
+    `HttpStandIn`; faults hit authenticated requests only.
 
     Args:
         token: The private app token clients must send as `Authorization: Bearer <token>`.
@@ -680,10 +644,9 @@ class HubSpotServer:
             raise ValueError("contacts and custom_properties must not be negative")
         if rate_limit < 1 or search_rate_per_second < 1 or window_seconds <= 0:
             raise ValueError("rate limits and the window must be positive")
+        super().__init__(host=host, port=port)
         self._token = token
         self._seed = seed
-        self._host = host
-        self._port = port
         self._daily_limit = daily_limit
         self._max_request_line = max_request_line
         self._window_seconds = window_seconds
@@ -714,66 +677,11 @@ class HubSpotServer:
         self._mutation_rng = random.Random(seed + 7_919)
         self._generate_initial(contacts)
 
-        # Limits, faults and the request log: guarded by _meta_lock.
+        # Limits: guarded by _meta_lock.
         self._meta_lock = threading.Lock()
         self._limiter = _RollingWindow(rate_limit, window_seconds)
         self._search_limiter = _RollingWindow(search_rate_per_second, 1.0)
         self._daily_used = 0
-        self._faults: list[_Fault] = []
-        self._log: list[RecordedRequest] = []
-
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # ---- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> HubSpotServer:
-        """Bind the port and serve in a daemon thread.
-
-        Returns:
-            The server itself, for chaining.
-        """
-        if self._server is not None:
-            return self
-        self._server = _Server((self._host, self._port), self)
-        # A short poll interval keeps stop() (and so every test teardown) quick.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="hubspot-sandbox",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> HubSpotServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """Root URL such as `http://127.0.0.1:54321`; clients append `/crm/v3/...`."""
-        if self._server is None:
-            raise RuntimeError("the server is not running: call start() or use it as a context manager")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def property_definitions(self) -> tuple[PropertyDefinition, ...]:
@@ -1069,122 +977,44 @@ class HubSpotServer:
                 c.id for c in self._contacts.values() if c.archived_ms is not None and c.merged_into is None
             }
 
-    # ---- faults and the request log -----------------------------------------------------------
+    # ---- HTTP --------------------------------------------------------------------------------
 
-    def inject_fault(
-        self,
-        kind: FaultKind,
-        *,
-        times: int = 1,
-        path_prefix: str = "",
-        status: int = 502,
-        retry_after: int = 1,
-    ) -> None:
-        """Make the next matching authenticated requests fail.
+    json_content_type = "application/json;charset=utf-8"
 
-        Args:
-            kind: "error" answers `status` (a 5xx burst); "rate_limit" answers a 429 with
-                `Retry-After: retry_after` and HubSpot's rate-limit body.
-            times: How many requests fail.
-            path_prefix: Only requests whose path starts with this fail.
-            status: HTTP status of "error" faults.
-            retry_after: Seconds sent in `Retry-After` by "rate_limit" faults.
-        """
-        if kind not in ("error", "rate_limit"):
-            raise ValueError(f"unknown fault kind {kind!r}")
-        with self._meta_lock:
-            self._faults.append(_Fault(kind, times, path_prefix, status, retry_after))
-
-    def clear_faults(self) -> None:
-        """Drop every pending fault."""
-        with self._meta_lock:
-            self._faults.clear()
-
-    def recorded_requests(self) -> list[RecordedRequest]:
-        """Every answered request since start or the last `reset_requests()`, oldest first."""
-        with self._meta_lock:
-            return list(self._log)
-
-    def request_count(self, path_prefix: str = "", status: int | None = None) -> int:
-        """Count recorded requests by path prefix and, optionally, status.
-
-        Args:
-            path_prefix: Only count paths starting with this.
-            status: Only count responses with this status.
-
-        Returns:
-            The number of matching requests.
-        """
-        with self._meta_lock:
-            return sum(
-                1
-                for r in self._log
-                if r.path.startswith(path_prefix) and (status is None or r.status == status)
-            )
-
-    def reset_requests(self) -> None:
-        """Forget the recorded requests."""
-        with self._meta_lock:
-            self._log.clear()
-
-    # ---- HTTP dispatch -------------------------------------------------------------------------
-
-    def _dispatch(
-        self, method: str, target: str, request_line: str, authorization: str | None, body: bytes
-    ) -> _Response:
-        arrived = time.monotonic()
-        parts = urlsplit(target)
-        path = parts.path.rstrip("/") or "/"
-        response = self._answer(method, path, parts.query, request_line, authorization, body, arrived)
-        retry_after = response.headers.get("Retry-After")
-        with self._meta_lock:
-            self._log.append(
-                RecordedRequest(
-                    method=method,
-                    path=path,
-                    query=parts.query,
-                    status=response.status,
-                    at=arrived,
-                    retry_after=float(retry_after) if retry_after is not None else None,
-                )
-            )
-        return response
-
-    def _answer(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        request_line: str,
-        authorization: str | None,
-        body: bytes,
-        arrived: float,
-    ) -> _Response:
+    def gate(self, request: Request) -> Response | None:
+        """What HubSpot's edge checks first: an over-long request line (414), then the token (401)."""
+        target = request.environ.get("RAW_URI", request.full_path)
+        request_line = f"{request.method} {target} {request.environ.get('SERVER_PROTOCOL', 'HTTP/1.1')}"
         if len(request_line.encode("utf-8", "surrogateescape")) > self._max_request_line:
             return _html(414, "414 Request-URI Too Large")
-        if not self._authorised(authorization):
-            return _json(401, _error(_AUTH_MESSAGE, "INVALID_AUTHENTICATION"))
+        if not self._authorised(request.headers.get("Authorization")):
+            return self.json(_error(_AUTH_MESSAGE, "INVALID_AUTHENTICATION"), 401)
+        return None
 
+    def fault_response(self, fault: Fault, request: Request) -> Response:
+        """A 5xx with HubSpot's error body, or HubSpot's 429 with `Retry-After: retry_after`."""
+        if fault.kind == "rate_limit":
+            return self._too_many(request.path == SEARCH_PATH, fault.retry_after, forced=True)
+        return self.json(_error("internal error", "INTERNAL_ERROR"), fault.status)
+
+    def answer(self, request: Request) -> Response:
+        """Count the request against its rate limit, then answer it."""
+        path = request.path.rstrip("/") or "/"
         is_search = path == SEARCH_PATH
-        fault = self._take_fault(path)
-        if fault is not None and fault.kind == "error":
-            return _json(fault.status, _error("internal error", "INTERNAL_ERROR"))
-        if fault is not None:
-            return self._too_many(is_search, float(fault.retry_after), forced=True)
-
         with self._meta_lock:
             limiter = self._search_limiter if is_search else self._limiter
-            accepted, remaining, wait = limiter.try_acquire(arrived)
+            accepted, remaining, wait = limiter.try_acquire(time.monotonic())
             if accepted and not is_search:
                 self._daily_used += 1
         if not accepted:
             return self._too_many(is_search, wait, forced=False)
-
         try:
-            status, payload = self._route(method, path, query, body)
+            status, payload = self._route(
+                request.method, path, request.query_string.decode("latin-1"), request.get_data()
+            )
         except _BadRequestError as exc:
             status, payload = 400, _error(str(exc), "VALIDATION_ERROR")
-        response = payload if isinstance(payload, _Response) else _json(status, payload)
+        response = payload if isinstance(payload, Response) else self.json(payload, status)
         if not is_search:
             response.headers.update(self._limit_headers(remaining))
         return response
@@ -1197,16 +1027,6 @@ class HubSpotServer:
             credential.strip().encode(), self._token.encode()
         )
 
-    def _take_fault(self, path: str) -> _Fault | None:
-        with self._meta_lock:
-            for fault in self._faults:
-                if path.startswith(fault.path_prefix):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
-
     def _limit_headers(self, remaining: int) -> dict[str, str]:
         with self._meta_lock:
             daily_remaining = max(self._daily_limit - self._daily_used, 0)
@@ -1218,13 +1038,13 @@ class HubSpotServer:
             "X-HubSpot-RateLimit-Daily-Remaining": str(daily_remaining),
         }
 
-    def _too_many(self, is_search: bool, wait: float, *, forced: bool) -> _Response:
+    def _too_many(self, is_search: bool, wait: float, *, forced: bool) -> Response:
         if is_search:
             # HubSpot's search answers carry no rate-limit headers; clients pace search themselves.
-            response = _json(429, _rate_limit_body("You have reached your secondly limit.", "SECONDLY"))
+            response = self.json(_rate_limit_body("You have reached your secondly limit.", "SECONDLY"), 429)
         else:
             message = "You have reached your ten_secondly_rolling limit."
-            response = _json(429, _rate_limit_body(message, "TEN_SECONDLY_ROLLING"))
+            response = self.json(_rate_limit_body(message, "TEN_SECONDLY_ROLLING"), 429)
             response.headers.update(self._limit_headers(0))
         if forced:
             response.headers["Retry-After"] = str(int(wait))
@@ -1233,7 +1053,7 @@ class HubSpotServer:
             response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return response
 
-    def _route(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Json | _Response]:
+    def _route(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Json | Response]:
         if path == SEARCH_PATH:
             if method != "POST":
                 return 405, _error(f"{method} is not allowed on {path}", "VALIDATION_ERROR")
@@ -1252,7 +1072,7 @@ class HubSpotServer:
         if path == CONTACTS_PATH:
             return 200, self._list(params)
         if path == PROPERTIES_PATH:
-            return 200, _Response(200, self._properties_payload, _json_headers())
+            return 200, Response(self._properties_payload, 200, content_type=self.json_content_type)
         if path.startswith(CONTACTS_PATH + "/"):
             return self._read_one(path.removeprefix(CONTACTS_PATH + "/"), params)
         return 404, _error(f"Unable to find a resource at {path}", "OBJECT_NOT_FOUND")
@@ -1573,67 +1393,12 @@ def _rate_limit_body(message: str, policy: str) -> Json:
     }
 
 
-def _json_headers() -> dict[str, str]:
-    return {"Content-Type": "application/json;charset=utf-8"}
-
-
-def _json(status: int, payload: Json | _Response) -> _Response:
-    if isinstance(payload, _Response):
-        return payload
-    return _Response(status, json.dumps(payload, ensure_ascii=False).encode(), _json_headers())
-
-
-def _html(status: int, title: str) -> _Response:
+def _html(status: int, title: str) -> Response:
     body = (
         f"<html>\r\n<head><title>{title}</title></head>\r\n"
         f"<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
     )
-    return _Response(status, body.encode(), {"Content-Type": "text/html"})
-
-
-# --------------------------------------------------------------------------------------------
-# HTTP plumbing
-# --------------------------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], hub: HubSpotServer) -> None:
-        super().__init__(address, _Handler)
-        self.hub = hub
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "HubSpotSandbox/1.0"
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in one buffered write with Nagle off: otherwise every keep-alive
-    # response waits for the client's delayed ACK (about 40 ms a request).
-    wbufsize = 64 * 1024
-    disable_nagle_algorithm = True
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        hub = cast(_Server, self.server).hub
-        response = hub._dispatch(
-            self.command, self.path, self.requestline, self.headers.get("Authorization"), body
-        )
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
-
-    do_GET = _handle  # noqa: N815 - the stdlib's dispatch names
-    do_POST = _handle  # noqa: N815
-    do_PUT = _handle  # noqa: N815
-    do_PATCH = _handle  # noqa: N815
-    do_DELETE = _handle  # noqa: N815
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet: the request log records every request instead."""
+    return Response(body.encode(), status, content_type="text/html")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1668,10 +1433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         window_seconds=args.window_seconds,
         search_rate_per_second=args.search_rate_per_second,
     )
-    with server:
-        print(server.base_url, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+    serve_until_signalled(server, lambda running: print(running.base_url, flush=True))
     return 0
 
 

@@ -31,7 +31,6 @@ Run `python -m sandbox.postgres --products 100000` to serve a seeded catalogue u
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import importlib.util
 import json
@@ -50,13 +49,17 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 import psycopg2
 import psycopg2.extras
 from psycopg2 import sql
+
+from sandbox.base import StandIn, serve_until_signalled, write_private
+
+if TYPE_CHECKING:
+    from sandbox import Sandbox
 
 HOST = "127.0.0.1"
 DATABASE = "shop"
@@ -190,7 +193,7 @@ def _connect(dsn: str) -> Iterator[Any]:
         conn.close()
 
 
-class PostgresServer:
+class PostgresServer(StandIn):
     """A PostgreSQL server on 127.0.0.1 with the `shop` database and its owner and reader roles.
 
     Each instance is independent (own data directory, port and passwords), so several may run at
@@ -211,9 +214,9 @@ class PostgresServer:
     """
 
     def __init__(self, data_dir: Path | None = None, *, settings: Mapping[str, str] | None = None) -> None:
+        super().__init__()
         self._requested_dir = data_dir
         self._extra_settings = dict(settings or {})
-        self._lock = threading.RLock()
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._temp_dirs: list[Path] = []
@@ -227,55 +230,22 @@ class PostgresServer:
         # Never the DSN: it carries a password.
         return f"PostgresServer(host={HOST!r}, port={self._port}, database={DATABASE!r})"
 
-    def __enter__(self) -> Self:
-        return self.start()
+    # -- lifecycle (the `StandIn` contract: start() undoes a half-done start, stop() is idempotent) --
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> Self:
+    def _start(self) -> None:
         """Initialise the data directory if needed, start PostgreSQL and create roles and database.
 
-        Returns:
-            The server itself, started.
-
         Raises:
-            RuntimeError: The server is already running or PostgreSQL failed to start (the message
-                carries the end of the server log).
+            RuntimeError: PostgreSQL failed to start (the message carries the end of the server log).
         """
-        with self._lock:
-            if self._process is not None:
-                raise RuntimeError("server already started")
-            try:
-                account = _service_account()
-                pgdata = self._prepare_data_dir(account)
-                self._pgdata = pgdata
-                if not (pgdata / "PG_VERSION").exists():
-                    self._initdb(pgdata, account)
-                self._socket_dir = self._prepare_socket_dir(pgdata, account)
-                self._launch(pgdata, account)
-                self._bootstrap()
-            except BaseException:
-                self._stop_locked()
-                raise
-            atexit.register(self.stop)
-        return self
-
-    def stop(self) -> None:
-        """Stop PostgreSQL (fast shutdown) and wait for it; remove temporary directories.
-
-        Safe to call more than once and on a server that never started.
-        """
-        with self._lock:
-            self._stop_locked()
-        atexit.unregister(self.stop)
+        account = _service_account()
+        pgdata = self._prepare_data_dir(account)
+        self._pgdata = pgdata
+        if not (pgdata / "PG_VERSION").exists():
+            self._initdb(pgdata, account)
+        self._socket_dir = self._prepare_socket_dir(pgdata, account)
+        self._launch(pgdata, account)
+        self._bootstrap()
 
     def _prepare_data_dir(self, account: tuple[int, int] | None) -> Path:
         if self._requested_dir is None:
@@ -450,7 +420,8 @@ class PostgresServer:
         finally:
             conn.close()
 
-    def _stop_locked(self) -> None:
+    def _stop(self) -> None:
+        """Stop PostgreSQL (fast shutdown), wait for it and remove temporary directories."""
         process, self._process = self._process, None
         if process is not None:
             if process.poll() is None:
@@ -576,6 +547,23 @@ class PostgresServer:
         finally:
             conn.close()
 
+    @property
+    def location(self) -> str:
+        """`postgresql://127.0.0.1:<port>/shop` (no role, no password)."""
+        return f"postgresql://{HOST}:{self.port}/{DATABASE}"
+
+    def source_env(self, source: str) -> dict[str, str]:
+        """Dlt settings that give the SQL source `source` the reader's credentials.
+
+        Args:
+            source: The source's config section, e.g. `products`.
+
+        Returns:
+            `SOURCES__<SOURCE>__CREDENTIALS__<KEY>` for every key of `dlt_credentials()`.
+        """
+        prefix = f"SOURCES__{source.upper()}__CREDENTIALS__"
+        return {f"{prefix}{key.upper()}": str(value) for key, value in self.dlt_credentials().items()}
+
     def dlt_credentials(self) -> dict[str, str | int]:
         """Return the reader's credentials in the shape of dlt's `ConnectionStringCredentials`.
 
@@ -590,6 +578,36 @@ class PostgresServer:
             "password": self._reader_password,
             "database": DATABASE,
         }
+
+
+class TablesStandIn(StandIn):
+    """Tables one SQL source reads, in a `PostgresServer` that someone else starts and stops.
+
+    `start()` creates and seeds them (`_start`); `env()` gives the source the reader's credentials.
+
+    Args:
+        server: The running server, e.g. `sandbox.Sandbox.postgres`.
+    """
+
+    tables: tuple[str, ...] = ()
+
+    def __init__(self, server: PostgresServer) -> None:
+        super().__init__()
+        self.server = server
+
+    @classmethod
+    def from_sandbox(cls, sandbox: Sandbox) -> Self:
+        """The tables in the sandbox's shared server."""
+        return cls(sandbox.postgres)
+
+    @property
+    def location(self) -> str:
+        """The server and the tables."""
+        return f"{self.server.location} ({', '.join(self.tables)})"
+
+    def env(self) -> dict[str, str]:
+        """The reader role's credentials for `source` (a sandbox secret: never print them)."""
+        return self.server.source_env(self.source)
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -1169,35 +1187,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write the DSNs and dlt credentials (with passwords) here as JSON, mode 0600",
     )
     args = parser.parse_args(argv)
-    # Ctrl-C and SIGTERM only set an event: raising from a signal handler inside a blocking wait can
-    # break the lock that wait holds ("release unlocked lock").
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     started = time.perf_counter()
-    with PostgresServer(args.data_dir) as server:
+
+    def announce(server: PostgresServer) -> None:
         print(f"started in {time.perf_counter() - started:.2f} s", flush=True)
-        started = time.perf_counter()
+        seeding = time.perf_counter()
         seed_catalogue(server.dsn, products=args.products, categories=args.categories, seed=args.seed)
-        print(f"seeded {args.products} products in {time.perf_counter() - started:.2f} s")
+        print(f"seeded {args.products} products in {time.perf_counter() - seeding:.2f} s")
         print(f"host={server.host} port={server.port} database={server.database}")
         print(f"roles: {OWNER_ROLE} (owner), {READER_ROLE} (read-only); schema {SCHEMA}")
         if args.credentials_file is not None:
-            path: Path = args.credentials_file
             payload = {
                 "dsn": server.dsn,
                 "reader_dsn": server.reader_dsn,
                 "dlt_credentials": server.dlt_credentials(),
             }
-            # Created with 0600 from the start, so the passwords are never readable by others.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(payload, handle, indent=2)
-            print(f"credentials written to {path}")
+            write_private(args.credentials_file, json.dumps(payload, indent=2))
+            print(f"credentials written to {args.credentials_file}")
         print("serving; Ctrl-C to stop", flush=True)
-        while not stop.wait(0.2):
-            pass
-        print("stopping", file=sys.stderr)
+
+    serve_until_signalled(PostgresServer(args.data_dir), announce)
+    print("stopped", file=sys.stderr)
     return 0
 
 

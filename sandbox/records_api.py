@@ -9,23 +9,23 @@ speaks your real API's contract as soon as you know it.
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
+from urllib.parse import parse_qs
+
+from werkzeug.wrappers import Request, Response
+
+from sandbox.base import HttpStandIn
 
 # Seeded records are modified at fixed, whole-second instants from this epoch (deterministic).
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 MAX_PAGE_SIZE = 100
 
 
-class RecordsApiServer:
+class RecordsApiServer(HttpStandIn):
     """Serves deterministic records, paginated and filterable by `updated_since`.
 
     Args:
@@ -38,47 +38,13 @@ class RecordsApiServer:
     def __init__(
         self, *, records: int = 250, token: str | None = None, host: str = "127.0.0.1", port: int = 0
     ) -> None:
+        super().__init__(host=host, port=port)
         self.token = token
         self._lock = threading.Lock()
         self._records: dict[int, dict[str, Any]] = {}
         self._clock = EPOCH
-        self._faults: list[int] = []
-        self.requests = 0
         for _ in range(records):
             self._add()
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        """Root URL of the API."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> Self:
-        """Serve in a background thread."""
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; safe to call twice."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # --- data -------------------------------------------------------------------------------
 
@@ -117,21 +83,36 @@ class RecordsApiServer:
                 record["updated_at"] = self._tick().isoformat().replace("+00:00", "Z")
             return [r["id"] for r in oldest]
 
-    def inject_error(self, status: int = 503, times: int = 1) -> None:
-        """Answer the next `times` requests with HTTP `status`."""
-        with self._lock:
-            self._faults.extend([status] * times)
+    def env(self) -> dict[str, str]:
+        """The base URL, and the token when there is one (a sandbox secret: never print it)."""
+        token = {f"SOURCES__{self.source.upper()}__ACCESS_TOKEN": self.token} if self.token else {}
+        return {**super().env(), **token}
+
+    def simulate_activity(self) -> None:
+        """New and changed records, as a working day would bring."""
+        self.add_records(5)
+        self.modify_records(10)
 
     # --- HTTP -------------------------------------------------------------------------------
 
-    def _page(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+    def error(self, status: int, message: str) -> Response:
+        """`{"error": message}`."""
+        return self.json({"error": message}, status)
+
+    def answer(self, request: Request) -> Response:
+        """`GET /records` (see the module docstring); a bearer token first when one is set."""
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return self.error(401, "invalid or missing bearer token")
+        if request.path != "/records":
+            return self.error(404, "not found")
+        query = parse_qs(request.query_string.decode())
         since = query.get("updated_since", [""])[0]
         try:
             page = int(query.get("page", ["1"])[0])
             size = min(int(query.get("page_size", ["50"])[0]), MAX_PAGE_SIZE)
             floor = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
         except ValueError as exc:
-            return 400, {"error": f"bad query: {exc}"}
+            return self.error(400, f"bad query: {exc}")
         with self._lock:
             rows = sorted(self._records.values(), key=lambda r: (r["updated_at"], r["id"]))
         if floor is not None:
@@ -140,48 +121,9 @@ class RecordsApiServer:
             ]
         chunk = rows[(page - 1) * size : page * size]
         more = page * size < len(rows)
-        return 200, {"data": chunk, "page": page, "next_page": page + 1 if more else None}
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                with api._lock:
-                    api.requests += 1
-                    fault = api._faults.pop(0) if api._faults else None
-                if fault is not None:
-                    self._send(fault, {"error": "injected fault"})
-                elif api.token is not None and self.headers.get("Authorization") != f"Bearer {api.token}":
-                    self._send(401, {"error": "invalid or missing bearer token"})
-                elif url.path != "/records":
-                    self._send(404, {"error": "not found"})
-                else:
-                    self._send(*api._page(parse_qs(url.query)))
-
-            def _send(self, status: int, payload: object) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # quiet: tests and the main job print their own summaries
-
-        return Handler
+        return self.json({"data": chunk, "page": page, "next_page": page + 1 if more else None})
 
 
 def new_token() -> str:
     """A made-up bearer token for a sandbox API (never a real credential)."""
     return f"sandbox-{secrets.token_hex(8)}"
-
-
-def records_in(rows: Iterator[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """Rows by id (helper for tests comparing a destination with `snapshot()`)."""
-    return {int(r["id"]): r for r in rows}

@@ -5,23 +5,37 @@ from __future__ import annotations
 import psycopg2
 from psycopg2 import sql
 
+from sandbox.postgres import PostgresServer, TablesStandIn, to_libpq_url
 
-class RecordsTable:
+
+class RecordsTable(TablesStandIn):
     """Create, seed and change a records table (id, name, amount, updated_at, deleted_at).
 
     Args:
-        dsn: Owner connection URL of the sandbox database.
+        server: The running sandbox PostgreSQL.
         table: Table name.
+        rows: Rows seeded at start.
     """
 
-    def __init__(self, dsn: str, table: str) -> None:
-        self.dsn = dsn.replace("postgresql+psycopg2://", "postgresql://")
+    def __init__(self, server: PostgresServer, table: str, *, rows: int = 250) -> None:
+        super().__init__(server)
+        self.tables = (table,)
         self.name = sql.Identifier(table)
+        self.rows = rows
 
     def _run(self, statement: sql.Composable, *args: object) -> list[tuple[object, ...]]:
-        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
+        with psycopg2.connect(to_libpq_url(self.server.dsn)) as conn, conn.cursor() as cur:
             cur.execute(statement, args or None)
             return cur.fetchall() if cur.description else []
+
+    def _start(self) -> None:
+        self.seed(self.rows)
+
+    def simulate_activity(self) -> None:
+        """New, changed and soft-deleted rows."""
+        self.insert(5)
+        self.update(10)
+        self.soft_delete(3)
 
     def seed(self, rows: int) -> None:
         """(Re)create the table with `rows` deterministic rows."""

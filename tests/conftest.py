@@ -21,6 +21,7 @@ from dlt.common.pipeline import PipelineContext
 from sandbox.aws import AwsSandbox
 from sandbox.frankfurter import FrankfurterServer
 from sandbox.postgres import CatalogueMutator, PostgresServer, seed_catalogue
+from sandbox.standins import currencies, exchange_rates
 from tests import interrupts
 
 # Prefect keeps its settings and a SQLite database under PREFECT_HOME (default ~/.prefect). Each test
@@ -99,8 +100,8 @@ def unmarked_end_to_end(items: list[pytest.Item], root: Path) -> list[str]:
 
 @pytest.fixture(scope="session")
 def frankfurter_server() -> Iterator[FrankfurterServer]:
-    """One Frankfurter-compatible API for the session (starting it per test would be wasted time)."""
-    with FrankfurterServer() as server:
+    """The currencies stand-in for the session (starting it per test would be wasted time)."""
+    with currencies.StandIn() as server:
         yield server
 
 
@@ -112,7 +113,8 @@ def frankfurter(
     original = dict(frankfurter_server.currencies)
     frankfurter_server.clear_faults()
     frankfurter_server.reset_requests()
-    monkeypatch.setenv("SOURCES__CURRENCIES__BASE_URL", frankfurter_server.base_url)
+    for key, value in frankfurter_server.env().items():
+        monkeypatch.setenv(key, value)
     yield frankfurter_server
     frankfurter_server.clear_faults()
     frankfurter_server.currencies.clear()
@@ -182,8 +184,9 @@ def rates_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FrankfurterServer]:
     """
     from tests.snowflake.snowpipe_emulator import RATES_START, RATES_TODAY
 
-    with FrankfurterServer(today=RATES_TODAY) as server:
-        monkeypatch.setenv("SOURCES__EXCHANGE_RATES__BASE_URL", server.base_url)
+    with exchange_rates.StandIn(today=RATES_TODAY) as server:
+        for key, value in server.env().items():
+            monkeypatch.setenv(key, value)
         monkeypatch.setenv("SOURCES__EXCHANGE_RATES__START_DATE", RATES_START.isoformat())
         yield server
 
@@ -205,8 +208,8 @@ def catalogue(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) 
     The source connects as the read-only role, as in production; the mutator writes as the owner.
     """
     seed_catalogue(postgres_server.dsn, products=CATALOGUE_SIZE)
-    for key, value in postgres_server.dlt_credentials().items():
-        monkeypatch.setenv(f"SOURCES__PRODUCTS__CREDENTIALS__{key.upper()}", str(value))
+    for key, value in postgres_server.source_env("products").items():
+        monkeypatch.setenv(key, value)
     return CatalogueMutator(postgres_server.dsn)
 
 

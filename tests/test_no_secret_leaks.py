@@ -65,7 +65,7 @@ def prefect_api() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(products=300, contacts=40) as running:
+    with Sandbox(products=300, hubspot=40) as running:
         # The database password holds every metacharacter, so a message that quotes any part of a
         # mis-parsed URL would show one of its tokens.
         password, _ = metacharacter_secret("pg")

@@ -8,29 +8,22 @@ comparisons - are written to `<file>` as JSON. The file appears only once everyt
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from sandbox import Sandbox
+from sandbox.base import serve_until_signalled, write_private
 
 
 def main() -> None:
     target = Path(sys.argv[1])
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with Sandbox(products=2_000, contacts=300) as sandbox:
-        settings = {"env": sandbox.env(), "postgres_dsn": sandbox.postgres.dsn}
+
+    def announce(sandbox: Sandbox) -> None:
         partial = target.with_suffix(".partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(settings, out)
+        write_private(partial, json.dumps({"env": sandbox.env(), "postgres_dsn": sandbox.postgres.dsn}))
         partial.rename(target)
-        while not stop.wait(0.2):
-            pass
+
+    serve_until_signalled(Sandbox(products=2_000, hubspot=300), announce)
 
 
 if __name__ == "__main__":

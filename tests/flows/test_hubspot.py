@@ -68,7 +68,7 @@ def test_bad_token_fails_at_once_with_the_setting_to_fix(
     assert run.run_count == 1  # a wrong token does not heal by waiting
     with pytest.raises(Exception, match=r"sources\.hubspot\.access_token"):
         state.result()
-    assert {r.status for r in hubspot.recorded_requests()} == {401}
+    assert {r.status for r in hubspot.requests} == {401}
 
 
 def _listings(requests: list[RecordedRequest]) -> list[RecordedRequest]:
@@ -90,7 +90,7 @@ def test_a_retry_after_a_failure_mid_load_finishes_the_package_instead_of_listin
     [run] = task_runs(state.state_details.flow_run_id)
     assert run.run_count == 2
     [pending] = load_fails_once.failed_load_ids
-    listed = _listings(hubspot.recorded_requests())
+    listed = _listings(hubspot.requests)
     # One listing in all: the first try's. The retry loaded its package and then only searched
     # for contacts modified since (the look-back window re-reads a few), instead of listing the
     # portal a second time.
@@ -114,7 +114,7 @@ def test_full_refresh_reloads_every_contact_from_scratch(hubspot: HubSpotServer,
 
     assert state.is_completed()
     assert state.result().row_counts["contacts"] == 1_200
-    assert _listings(hubspot.recorded_requests())  # listed from scratch, not searched from the cursor
+    assert _listings(hubspot.requests)  # listed from scratch, not searched from the cursor
     assert_destination_equals_portal(warehouse, hubspot)
     assert len(loaded_contacts(warehouse)) == 1_200
     assert _cursor() >= cursor_before

@@ -49,11 +49,7 @@ def contact_rows(info: LoadSummary) -> int:
 
 def list_requests(server: HubSpotServer) -> list[str]:
     """Queries of live-contact listings (the full extraction), archived listings left out."""
-    return [
-        r.query
-        for r in server.recorded_requests()
-        if r.path == CONTACTS_PATH and "archived=true" not in r.query
-    ]
+    return [r.query for r in server.requests if r.path == CONTACTS_PATH and "archived=true" not in r.query]
 
 
 @pytest.mark.slow  # 12,000 contacts
@@ -153,7 +149,7 @@ def test_bad_token_is_a_clear_error_and_loads_nothing(
         monkeypatch.setenv("SOURCES__HUBSPOT__ACCESS_TOKEN", "pat-na1-revoked-token")
         with pytest.raises(ConfigurationError) as caught:
             hubspot_pipeline.run()
-        statuses = {r.status for r in server.recorded_requests()}
+        statuses = {r.status for r in server.requests}
 
     message = str(caught.value)
     assert "HTTP 401" in message and "sources.hubspot.access_token" in message
@@ -217,7 +213,7 @@ def test_sustained_429s_and_5xx_bursts_still_load_every_contact(
     with portal(monkeypatch, contacts=3_000) as server:
         with FaultInjector(server, every=8):
             hubspot_pipeline.run()
-        log = server.recorded_requests()
+        log = server.requests
         assert_destination_equals_portal(warehouse, server)
 
     throttled = sum(1 for r in log if r.status == 429)

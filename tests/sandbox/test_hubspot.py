@@ -317,7 +317,7 @@ def test_rolling_rate_limit_headers_and_429_with_retry_after() -> None:
         retry_after = float(rejected.headers["Retry-After"])
         time.sleep(retry_after)
         after_wait = _get(server, CONTACTS_PATH)
-        log = server.recorded_requests()
+        log = server.requests
 
     assert [r.status_code for r in accepted] == [200, 200, 200]
     assert all(h in r.headers for r in accepted for h in RATE_HEADERS)

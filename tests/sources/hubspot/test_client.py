@@ -69,7 +69,7 @@ def test_properties_are_requested_in_batches_and_merged_per_contact(wide_portal:
     assert [n for batch in batches for n in batch] == names
     assert len(contacts) == len(snapshot) == 250
     assert {c["id"]: c["properties"] for c in contacts} == snapshot
-    listings = [r for r in wide_portal.recorded_requests() if r.path == CONTACTS_PATH]
+    listings = [r for r in wide_portal.requests if r.path == CONTACTS_PATH]
     assert {r.status for r in listings} == {200}
     longest = max(len(f"GET {r.path}?{r.query} HTTP/1.1") for r in listings)
     assert longest < DEFAULT_MAX_REQUEST_LINE
@@ -170,7 +170,7 @@ def test_the_general_limit_is_never_hit_when_pacing_from_headers(monkeypatch: py
     ) as server:
         api = api_for(server)
         contacts = [c for page in api.list_contacts([["email"]]) for c in page]
-        log = server.recorded_requests()
+        log = server.requests
 
     assert len(contacts) == 2_500
     assert [r.status for r in log] == [200] * 25
@@ -228,7 +228,7 @@ def test_search_is_paced_at_the_configured_rate(monkeypatch: pytest.MonkeyPatch)
         assert isinstance(adapter, PacedAdapter) and adapter.search_pacer is api.search_pacer
         adapter.search_pacer = api.search_pacer = paced
         result = searched(api, ModifiedSinceKeysetPaginator(0, ["email"], page_size=20))
-        log = server.recorded_requests()
+        log = server.requests
 
     assert len(result) == 600
     searches = [r for r in log if r.path.rstrip("/").endswith("/search")]
@@ -250,7 +250,7 @@ def test_429s_are_waited_out_for_retry_after(monkeypatch: pytest.MonkeyPatch) ->
         server.inject_fault("rate_limit", times=2, retry_after=1)
         api = api_for(server)
         contacts = [c for page in api.list_contacts([["email"]]) for c in page]
-        log = server.recorded_requests()
+        log = server.requests
 
     assert len(contacts) == 300
     assert [r.status for r in log] == [429, 429, 200, 200, 200]
@@ -327,7 +327,7 @@ def test_one_request_is_sent_at_most_request_max_attempts_times(
         request = api.properties if path == PROPERTIES_PATH else api.latest_modified_ms
         with pytest.raises(UpstreamUnavailableError, match=r"HTTP 429.*after retries"):
             request()
-        log = server.recorded_requests()
+        log = server.requests
 
     assert [r.status for r in log] == [429] * attempts
     assert_retry_after_respected(log)
@@ -339,6 +339,6 @@ def test_429s_and_5xx_together_share_one_retry_budget(monkeypatch: pytest.Monkey
         server.inject_fault("error", times=10, status=503)
         with pytest.raises(UpstreamUnavailableError, match=r"HTTP 503"):
             api_for(server).properties()
-        statuses = [r.status for r in server.recorded_requests()]
+        statuses = [r.status for r in server.requests]
 
     assert statuses == [429, 429, 503]  # RUNTIME__REQUEST_MAX_ATTEMPTS in tests: 3 sends in all

@@ -232,7 +232,7 @@ def test_first_extraction_lists_every_contact_with_typed_values(monkeypatch: pyt
     with portal(monkeypatch, contacts=400, custom_properties=12) as server:
         rows = rows_of(hubspot_source().contacts)
         snapshot = server.snapshot()
-        paths = [r.path for r in server.recorded_requests()]
+        paths = [r.path for r in server.requests]
 
     assert sorted(r["id"] for r in rows) == sorted(snapshot)
     by_id = {r["id"]: r for r in rows}
