@@ -20,14 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -37,57 +34,11 @@ sys.path.insert(0, str(ROOT))
 SERVER_STARTUP_SECONDS = 120
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "n/a"
-
-
-def start_prefect_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_UI_ENABLED="false",
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=(home / "server.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + SERVER_STARTUP_SECONDS
-    while True:
-        if server.poll() is not None:
-            raise SystemExit((home / "server.log").read_text()[-3000:])
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:  # noqa: S310 - loopback
-                if answer.status == 200:
-                    return server, url
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit("the Prefect server did not start")
-        time.sleep(0.25)
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 def timed(command: list[str], env: dict[str, str]) -> dict[str, float]:
@@ -124,12 +75,15 @@ def main() -> None:
     args = parser.parse_args()
 
     from sandbox.frankfurter import FrankfurterServer
+    from tests.prefect_server import PrefectServerProcess
 
     print(f"load average at start: {loadavg()}  (cores: {os.cpu_count()})")
     with tempfile.TemporaryDirectory() as tmp_name, FrankfurterServer() as api:
         tmp = Path(tmp_name)
         (tmp / "server").mkdir()
-        server, api_url = start_prefect_server(tmp / "server")
+        server = PrefectServerProcess(tmp / "server", startup_timeout=SERVER_STARTUP_SECONDS)
+        server.start()
+        api_url = server.api_url
         try:
             base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
             base.update(
@@ -174,7 +128,7 @@ def main() -> None:
                         flush=True,
                     )
         finally:
-            stop(server)
+            server.stop()
 
     print(f"\n{args.pipeline}: whole processes, median [min-max] of {args.rounds}")
     print(f"{'variant':<10} {'wall s':>19} {'cpu s':>19}")

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-import signal
 import site
-import socket
 import subprocess
 import sys
 import threading
@@ -25,22 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+
+from tests.interrupts import stop_group
+from tests.prefect_server import PrefectRestApi, PrefectServerProcess, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK_POOL = "data-pipelines"
 GIT_TOKEN_BLOCK = "data-pipelines-git-token"
-STARTUP_TIMEOUT_SECONDS = 240  # a busy 2-core machine has needed over 90 s
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
-class PrefectServer:
+class PrefectServer(PrefectRestApi):
     """A running server: its API URL and how to talk to it (REST, or the CLI in a subprocess)."""
 
     api_url: str
@@ -73,22 +67,15 @@ class PrefectServer:
         assert result.returncode == 0, f"prefect {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
         return result.stdout
 
-    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = requests.post(f"{self.api_url}{path}", json=body or {}, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def get(self, path: str) -> Any:
-        response = requests.get(f"{self.api_url}{path}", timeout=30)
-        response.raise_for_status()
-        return response.json()
-
     def flow_run(self, flow_run_id: str) -> dict[str, Any]:
         return self.get(f"/flow_runs/{flow_run_id}")  # type: ignore[no-any-return]
 
-    def logs(self, flow_run_id: str) -> list[str]:
-        logs = self.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200})
-        return [log["message"] for log in logs]
+    def run_deployment(self, name: str) -> str:
+        """`prefect deployment run <flow>/<deployment>`; the id of the flow run it created."""
+        output = self.cli("deployment", "run", name)
+        match = re.search(r"UUID: ([0-9a-f-]{36})", output)
+        assert match, output
+        return match.group(1)
 
     def wait_for_final_state(self, flow_run_id: str, timeout: float = 60) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -100,49 +87,39 @@ class PrefectServer:
             time.sleep(0.25)
 
 
+def worker_command(python: str | Path = sys.executable) -> list[str]:
+    """A process worker of the work pool that runs one scheduled flow run and exits."""
+    return [
+        str(python),
+        "-m",
+        "prefect",
+        "worker",
+        "start",
+        "--pool",
+        WORK_POOL,
+        "--type",
+        "process",
+        "--run-once",
+    ]
+
+
 @contextmanager
 def running_prefect_server(home: Path) -> Iterator[PrefectServer]:
-    """`prefect server start` with its own home (so its own SQLite database) until the block ends."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_UI_ENABLED="false",
-        # The alert links to the run: the UI's address (the API's server, without /api).
-        PREFECT_UI_URL=url,
-        PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
-        PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
+    """`prefect server start` with its own home (so its own SQLite database) until the block ends.
+
+    The scheduler is off: deployments keep their schedules, but no run is created on its own.
+    """
+    server = PrefectServerProcess(
+        home,
+        settings={
+            "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+        },
     )
-    log = (home / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while True:
-            assert server.poll() is None, (home / "server.log").read_text()[-3000:]
-            try:
-                if requests.get(f"{url}/api/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "the Prefect server did not start"
-            time.sleep(0.25)
-        yield PrefectServer(api_url=f"{url}/api", home=home)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+    # The alert links to the run: the UI's address (the API's server, without /api).
+    server.settings["PREFECT_UI_URL"] = server.url
+    with server:
+        yield PrefectServer(api_url=server.api_url, home=home)
 
 
 @pytest.fixture(scope="session")
@@ -320,20 +297,11 @@ def sandbox_of(repo: Path, tmp_path: Path) -> Iterator[SandboxSettings]:
             start_new_session=True,
         )
         try:
-            deadline = time.monotonic() + 300
-            while not settings_file.exists():
-                assert process.poll() is None, log_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, "the sandbox did not start"
-                time.sleep(0.25)
+            wait_until(settings_file.exists, process=process, log=log_path, timeout=300, what="the sandbox")
             settings = json.loads(settings_file.read_text())
             yield SandboxSettings(env=settings["env"], postgres_dsn=settings["postgres_dsn"])
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_group(process, grace=60)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pytest
 
 from sandbox.frankfurter import FrankfurterServer
 from sandbox.hubspot import HubSpotServer
-from tests.deploy.conftest import ROOT, WORK_POOL, PrefectServer, Snapshot, WebhookReceiver
+from tests.deploy.conftest import ROOT, PrefectServer, Snapshot, WebhookReceiver, worker_command
 from tests.sources.hubspot.portal import TOKEN, portal
 
 # End to end (slow): `./dev test` skips it; `./dev test-slow` and `.ci/run` run it.
@@ -132,21 +132,9 @@ def test_a_run_whose_process_dies_is_reported_crashed_by_the_server(
     # The API hangs, so the run is still extracting when its process is killed: nothing in that
     # process can report the failure, only the worker and the server see it.
     frankfurter.inject_fault("slow", times=10, delay=30)
-    output = prefect_server.cli("deployment", "run", "currencies/currencies")
-    flow_run_id = output.split("UUID: ", 1)[1].split()[0]
+    flow_run_id = prefect_server.run_deployment("currencies/currencies")
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "worker",
-            "start",
-            "--pool",
-            WORK_POOL,
-            "--type",
-            "process",
-            "--run-once",
-        ],
+        worker_command(),
         cwd=tmp_path,
         env=prefect_server.env(),
         stdout=subprocess.DEVNULL,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from tests.deploy.conftest import (
     RuntimeEnvironment,
     Snapshot,
     sandbox_of,
+    worker_command,
 )
 from tests.pipelines.products_helpers import assert_destination_equals_source
 from utils.check import pipeline_names
@@ -122,25 +122,11 @@ def test_a_process_worker_in_the_no_dev_environment_runs_every_scheduled_deploym
         )
         for flow in scheduled:
             # One run at a time: the flows share the DuckDB file, which one process opens at a time.
-            output = prefect_server.cli("deployment", "run", f"{flow}/{flow}")
-            match = re.search(r"UUID: ([0-9a-f-]{36})", output)
-            assert match, output
-            flow_run_id = match.group(1)
+            flow_run_id = prefect_server.run_deployment(f"{flow}/{flow}")
             work_dir = tmp_path / f"worker-{flow}"
             work_dir.mkdir()
             worker = subprocess.run(
-                [
-                    str(runtime_environment.python),
-                    "-m",
-                    "prefect",
-                    "worker",
-                    "start",
-                    "--pool",
-                    WORK_POOL,
-                    "--type",
-                    "process",
-                    "--run-once",
-                ],
+                worker_command(runtime_environment.python),
                 cwd=work_dir,
                 env=env,
                 capture_output=True,

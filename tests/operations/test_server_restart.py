@@ -7,21 +7,19 @@ survives the restart, and the currencies flow run in subprocesses against it, as
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from flows.lock import lock_name
 from sandbox.frankfurter import FrankfurterServer
-from tests.deploy.conftest import free_port
+from tests.prefect_server import PrefectServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_SECONDS = 300
@@ -30,86 +28,27 @@ SLOW_REQUEST_SECONDS = 50
 
 
 @dataclass
-class RestartableServer:
+class RestartableServer(PrefectServerProcess):
     """`prefect server start` on a fixed port and PREFECT_HOME, so a restart keeps its database."""
 
-    home: Path
-    lease_storage: str
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    lease_storage: str = "memory"
+    startup_timeout: float = STARTUP_TIMEOUT_SECONDS
 
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api"
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        env.update(
-            PREFECT_HOME=str(self.home),
-            PREFECT_SERVER_ANALYTICS_ENABLED="false",
-            PREFECT_SERVER_UI_ENABLED="false",
+    def __post_init__(self) -> None:
+        self.settings.update(
             PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
             PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
             PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=f"prefect.server.concurrency.lease_storage.{self.lease_storage}",
         )
-        with (self.home / "server.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "prefect",
-                    "server",
-                    "start",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while True:
-            assert self.process.poll() is None, (self.home / "server.log").read_text()[-3000:]
-            try:
-                if requests.get(f"{self.api_url}/health", timeout=1).ok:
-                    return
-            except requests.RequestException:  # not listening yet, or too busy to answer
-                pass
-            assert time.monotonic() < deadline, "the Prefect server did not start"
-            time.sleep(0.25)
 
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def get(self, path: str) -> Any:
-        response = requests.get(f"{self.api_url}{path}", timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        response = requests.post(f"{self.api_url}{path}", json=body, timeout=30)
-        response.raise_for_status()
-        return response.json()
+    def stop(self, grace: float = 30) -> None:
+        super().stop(grace)
 
     def active_slots(self, limit: str) -> int:
         return int(self.get(f"/v2/concurrency_limits/{limit}")["active_slots"])
 
     def flow_runs(self) -> list[dict[str, Any]]:
         return list(self.post("/flow_runs/filter", {"sort": "EXPECTED_START_TIME_ASC"}))
-
-    def logs(self, flow_run_id: str) -> list[str]:
-        logs = self.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200})
-        return [log["message"] for log in logs]
 
 
 @pytest.fixture(params=["memory", "filesystem"])

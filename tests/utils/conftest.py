@@ -1,4 +1,4 @@
-"""Fixtures for tests/utils: AWS Secrets Manager (moto behind a fault proxy) as the dlt vault."""
+"""Fixtures for tests/utils: AWS Secrets Manager (moto behind a fault proxy) as the dlt vault, key pairs."""
 
 from __future__ import annotations
 
@@ -9,10 +9,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sandbox.aws import AwsSandbox
+from tests.utils.key_pairs import new_key
 from tests.utils.secretsmanager_proxy import SecretsManagerProxy
 from utils.vault_provider import unregister_vault_provider
+
+
+@pytest.fixture(scope="module")
+def key() -> rsa.RSAPrivateKey:
+    """A Snowflake key pair's private key, made up for the test module."""
+    return new_key()
 
 
 @pytest.fixture(scope="session")

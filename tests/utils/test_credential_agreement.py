@@ -26,6 +26,7 @@ from flows.common import retry_unless_permanent
 from flows.currencies import load_currencies
 from sandbox.frankfurter import FrankfurterServer
 from tests.snowflake.fakesnow_shim import SnowflakeEmulator
+from tests.utils.key_pairs import pem
 from utils.check import check_pipeline
 from utils.errors import ConfigurationError
 
@@ -36,22 +37,6 @@ KEY = "destination.snowflake.credentials.private_key"
 PASSPHRASE = secrets.token_urlsafe(12)  # made up per run
 PASSWORD = secrets.token_urlsafe(12)  # made up per run
 HOST, DATABASE, USER = "xy12345.eu-west-1", "RAW", "SVC_DLT"
-
-
-@pytest.fixture(scope="module")
-def key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def pem(key: rsa.RSAPrivateKey, passphrase: str | None = None) -> str:
-    encryption = (
-        serialization.BestAvailableEncryption(passphrase.encode())
-        if passphrase
-        else serialization.NoEncryption()
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    ).decode()
 
 
 def der(key: rsa.RSAPrivateKey, passphrase: str | None = None) -> bytes:

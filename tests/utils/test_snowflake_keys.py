@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 import pipelines.currencies as currencies_pipeline
 from sandbox.frankfurter import FrankfurterServer
 from tests.snowflake.fakesnow_shim import SnowflakeEmulator
+from tests.utils.key_pairs import pem
 from utils.destinations import check_destination
 from utils.errors import ConfigurationError
 from utils.snowflake_keys import (
@@ -26,22 +27,6 @@ from utils.snowflake_keys import (
 
 CREDENTIALS = "DESTINATION__SNOWFLAKE__CREDENTIALS__"
 PASSWORD = secrets.token_urlsafe(16)  # made up per run for the test key
-
-
-@pytest.fixture(scope="module")
-def key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def pem(key: rsa.RSAPrivateKey, passphrase: str | None = None) -> str:
-    encryption = (
-        serialization.BestAvailableEncryption(passphrase.encode())
-        if passphrase
-        else serialization.NoEncryption()
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    ).decode()
 
 
 def der(key: rsa.RSAPrivateKey) -> bytes:
