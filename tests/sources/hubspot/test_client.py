@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -164,23 +166,13 @@ def test_contacts_changed_while_paging_are_not_skipped(monkeypatch: pytest.Monke
     assert seen == expected
 
 
-def test_the_general_limit_is_never_hit_when_pacing_from_headers(monkeypatch: pytest.MonkeyPatch) -> None:
-    with portal(
-        monkeypatch, contacts=2_500, custom_properties=0, rate_limit=10, window_seconds=0.5
-    ) as server:
-        api = api_for(server)
-        contacts = [c for page in api.list_contacts([["email"]]) for c in page]
-        log = server.requests
+class SharedClock:
+    """One simulated clock for the client's pacers and the sandbox portal's rate limiter.
 
-    assert len(contacts) == 2_500
-    assert [r.status for r in log] == [200] * 25
-    arrivals = [r.at for r in log]
-    assert max(sum(1 for t in arrivals if s <= t < s + 0.5) for s in arrivals) <= 10
-    assert arrivals[-1] - arrivals[0] >= 2 * 0.5  # it did have to wait
-
-
-class RecordingClock:
-    """A clock that only moves when the pacer sleeps; each send's time is recorded."""
+    It moves only when a pacer sleeps, so the portal sees each request arrive at the moment the
+    pacer let it go: what is paced, and whether the portal's limit is ever hit, is exact whatever
+    the machine's load (real time would add scheduling delays between sending and arriving).
+    """
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -194,9 +186,9 @@ class RecordingClock:
 
 
 class RecordingPacer(RollingWindowPacer):
-    """The search pacer with the clock above: when, on that clock, each request was let through."""
+    """A copy of one of the client's pacers on the shared clock, recording when it let each request go."""
 
-    def __init__(self, like: RollingWindowPacer, clock: RecordingClock) -> None:
+    def __init__(self, like: RollingWindowPacer, clock: SharedClock) -> None:
         super().__init__(
             like.limit,
             like.interval_seconds,
@@ -214,35 +206,75 @@ class RecordingPacer(RollingWindowPacer):
         return waited
 
 
-def test_search_is_paced_at_the_configured_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Not timed: the search pacer runs on a clock that moves only when it waits, so what it let
-    # through per second and how long it waited are exact whatever the machine's load. The real
-    # requests still go to the sandbox, which counts which of them were searches.
-    with portal(monkeypatch, contacts=600, custom_properties=0) as server:
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> SharedClock:
+    """The shared clock, also the sandbox portal's (its rate limiter reads `time.monotonic`)."""
+    shared = SharedClock()
+    monkeypatch.setattr("sandbox.hubspot.time", SimpleNamespace(monotonic=shared, time=time.time))
+    return shared
+
+
+def on_clock(
+    api: HubSpotApi, server: HubSpotServer, clock: SharedClock
+) -> tuple[RecordingPacer, RecordingPacer]:
+    """Put both of the client's pacers on the shared clock; the general and the search one."""
+    adapter = api.client.session.get_adapter(server.base_url)
+    assert isinstance(adapter, PacedAdapter)
+    assert (adapter.pacer, adapter.search_pacer) == (api.pacer, api.search_pacer)
+    adapter.pacer = api.pacer = RecordingPacer(api.pacer, clock)
+    adapter.search_pacer = api.search_pacer = RecordingPacer(api.search_pacer, clock)
+    return adapter.pacer, adapter.search_pacer
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    return max(sum(1 for t in times if start <= t < start + window) for start in times)
+
+
+def test_the_general_limit_is_never_hit_when_pacing_from_headers(
+    monkeypatch: pytest.MonkeyPatch, clock: SharedClock
+) -> None:
+    with portal(
+        monkeypatch, contacts=2_500, custom_properties=0, rate_limit=10, window_seconds=0.5
+    ) as server:
+        api = api_for(server)
+        paced, _ = on_clock(api, server, clock)
+        assert (paced.limit, paced.interval_seconds) != (10, 0.5)
+        contacts = [c for page in api.list_contacts([["email"]]) for c in page]
+        log = server.requests
+
+    assert len(contacts) == 2_500
+    assert [r.status for r in log] == [200] * 25  # the portal's limit never hit
+    # The limit and window came from HubSpot's headers, and the pacer kept to them.
+    assert (paced.limit, paced.interval_seconds) == (10, 0.5)
+    assert len(paced.send_times) == 25
+    assert most_in_any_window(paced.send_times, 0.5) <= 10
+    assert paced.send_times[-1] - paced.send_times[0] >= 2 * 0.5  # it did have to wait
+
+
+def test_search_is_paced_at_the_configured_rate(monkeypatch: pytest.MonkeyPatch, clock: SharedClock) -> None:
+    # The production headroom: 16 per second configured against the portal's 20.
+    with portal(monkeypatch, contacts=600, custom_properties=0, search_rate_per_second=20) as server:
         api = api_for(server, search_rate=16)
         # 16 per second: 16 requests per rolling second (plus the pacer's safety margin), headers ignored.
         assert (api.search_pacer.limit, api.search_pacer.interval_seconds) == (16, 1.0)
         assert api.search_pacer.learn_from_headers is False
-        paced = RecordingPacer(api.search_pacer, RecordingClock())
-        adapter = api.client.session.get_adapter(server.base_url)
-        assert isinstance(adapter, PacedAdapter) and adapter.search_pacer is api.search_pacer
-        adapter.search_pacer = api.search_pacer = paced
+        general, search = on_clock(api, server, clock)
         result = searched(api, ModifiedSinceKeysetPaginator(0, ["email"], page_size=20))
         log = server.requests
 
     assert len(result) == 600
     searches = [r for r in log if r.path.rstrip("/").endswith("/search")]
-    assert len(searches) >= 30 and 429 not in [r.status for r in log]
+    assert len(searches) >= 30 and 429 not in [r.status for r in log]  # the portal's 20 never hit
     # Every search request, and nothing else, went through the search pacer, once.
-    assert len(paced.send_times) == paced.requests_sent == len(searches)
-    assert api.pacer.requests_sent == len(log) - len(searches)
+    assert len(search.send_times) == search.requests_sent == len(searches)
+    assert general.requests_sent == len(log) - len(searches)
     # Never more than 16 in any second, and no slower than the limit needs: the first 16 go at once,
     # each further 16 one window (1 s plus the 2.5 % margin) later.
-    times = paced.send_times
-    assert max(sum(1 for t in times if start <= t < start + 1.0) for start in times) <= 16
-    expected_wait = ((len(times) - 1) // 16) * paced.window
-    assert paced.waited_seconds == pytest.approx(expected_wait)
-    assert times[-1] == pytest.approx(expected_wait)
+    times = search.send_times
+    assert most_in_any_window(times, 1.0) <= 16
+    expected_wait = ((len(times) - 1) // 16) * search.window
+    assert search.waited_seconds == pytest.approx(expected_wait)
+    assert times[-1] - times[0] == pytest.approx(expected_wait)
 
 
 def test_429s_are_waited_out_for_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
