@@ -14,7 +14,7 @@ Two parts close that:
 * `exact_numbers(...)` makes a map step that, before anything is written, checks every row:
   a declared decimal column's value must fit DECIMAL(p, s) digit for digit, and every other `Decimal`
   becomes the float `json` would have made - only if that double prints back as the same number
-  (`0.1`, `12.5`, `1e-07`); a value it would change is refused. Either refusal is a permanent
+  (`0.1`, `12.5`, `1e-07`) or is exactly it (`2**60`); a value it would change is refused. Either refusal is a permanent
   `MalformedPayloadError` naming pipeline, table, column and record, raised before anything loads.
 """
 
@@ -103,9 +103,13 @@ def fit_decimal(value: Any, precision: int, scale: int) -> Decimal:
 
 
 def as_exact_float(value: Decimal) -> float | None:
-    """The float `json` would have made of `value`, if it prints back as the same number; else None."""
+    """The float `json` would have made of `value`, if that keeps it; else None.
+
+    Kept means the double prints back as the same number (`0.1`, the shortest form that reads back
+    as that double) or is exactly the number (`2**60`, whose shortest form has fewer digits).
+    """
     number = float(value)
-    if math.isfinite(number) and Decimal(repr(number)) == value:
+    if math.isfinite(number) and (Decimal(repr(number)) == value or Decimal(number) == value):
         return number
     return None
 

@@ -16,6 +16,8 @@ How the API behaves, and what the source does about it:
   newer, and ends the run.
 - Time series contain retired currencies on the days they were published, and cross rates above
   5000 come as JSON integers: both are ordinary rows here, the rate always a float.
+- Rates are parsed as decimals, not floats, so a rate that a double would change (more significant
+  digits than it holds) is refused naming the day and currency, never loaded rounded.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import dlt
@@ -43,6 +46,7 @@ from sources.exchange_rates.settings import (
 )
 from utils.errors import ConfigurationError, MalformedPayloadError
 from utils.http_errors import HttpSource, ensure_reachable, request_error
+from utils.json_numbers import as_exact_float
 
 _ISO_CODE = re.compile(ISO_CODE_PATTERN)
 _DEFAULT_START = dt.date.fromisoformat(DEFAULT_START_DATE)
@@ -165,7 +169,8 @@ def _get_json(client: Client, url: str, base: str, *, not_found_is_empty: bool) 
             return None
         raise request_error(HTTP_SOURCE, exc, f"GET {url}?base={base}") from exc
     try:
-        return response.json()
+        # Decimal, not float: a rate a double would change is then seen, and refused (`_rate`).
+        return response.json(parse_float=Decimal)
     except ValueError as exc:
         raise MalformedPayloadError(
             f"exchange_rates: GET {url} returned a body that is not valid JSON "
@@ -229,11 +234,21 @@ def parse_time_series(payload: Any, url: str, base: str, *, after: dt.date | Non
 
 def _rate(value: Any, day: dt.date, quote: str, url: str) -> float:
     # bool is an int in Python, and JSON true is no rate.
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         rate = float(value)
         if math.isfinite(rate) and rate > 0:
-            return rate
-    what = "missing (null)" if value is None else f"{value!r}, not a positive number"
+            # A float came from a caller that parsed it already; a Decimal or an integer must print
+            # back the same from the double the column stores, or it would load changed.
+            if isinstance(value, float) or as_exact_float(Decimal(value)) is not None:
+                return rate
+            raise MalformedPayloadError(
+                f"exchange_rates: the {quote} rate on {day} from GET {url} is {value}, which the double "
+                f"column {TABLE_NAME}.rate cannot hold as sent (a double keeps 15 to 17 significant "
+                f"digits); {_NOT_LOADED}. Report it upstream; if rates that precise are right, the "
+                "column must become a decimal (sources/exchange_rates)."
+            )
+    shown = str(value) if isinstance(value, Decimal) else repr(value)
+    what = "missing (null)" if value is None else f"{shown}, not a positive number"
     raise MalformedPayloadError(
         f"exchange_rates: the {quote} rate on {day} from GET {url} is {what}; {_NOT_LOADED}. "
         "Report it upstream or wait for the API to correct the day, then run again."

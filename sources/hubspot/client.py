@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
-from dlt.sources.helpers.rest_client.client import PageData, RESTClient
+from dlt.sources.helpers.rest_client.client import PageData
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests import HTTPError, RequestException, Response
 from requests.exceptions import JSONDecodeError
@@ -46,6 +47,7 @@ from utils.errors import (
     UpstreamUnavailableError,
 )
 from utils.http_errors import HttpSource, ensure_reachable, status_error
+from utils.json_numbers import ExactJsonClient
 
 Contact = dict[str, Any]
 
@@ -110,7 +112,9 @@ class HubSpotApi:
         adapter = PacedAdapter(self.pacer, self.search_pacer)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
-        self.client = RESTClient(
+        # Numbers as Decimal, not float (utils/json_numbers.py): HubSpot sends property values as
+        # strings, but one sent as a JSON number must not lose digits to a double before it is typed.
+        self.client = ExactJsonClient(
             base_url=self.base_url,
             headers={"Accept": "application/json"},
             auth=BearerTokenAuth(token=access_token.strip()),
@@ -338,7 +342,7 @@ def _stamp(contact: Mapping[str, Any]) -> Any:
 
 def _json(method: str, path: str, response: Response) -> Any:
     try:
-        return response.json()
+        return response.json(parse_float=Decimal)
     except ValueError as exc:
         raise MalformedPayloadError(
             f"hubspot: {method} /{path} returned a body that is not valid JSON "

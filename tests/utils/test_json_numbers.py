@@ -58,6 +58,8 @@ def test_a_double_is_used_only_where_it_prints_the_value_back() -> None:
     assert as_exact_float(Decimal("0.1000000000000000055511151231257827")) is None
     assert as_exact_float(Decimal("12345678901234567.5")) is None
     assert as_exact_float(Decimal("1e400")) is None  # infinity as a double
+    assert as_exact_float(Decimal(2**60)) == 2.0**60  # exact, though it prints as 1.152921504606847e+18
+    assert as_exact_float(Decimal(2**60 + 1)) is None
 
 
 def test_the_map_step_types_rows_and_names_the_column_it_refuses() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -147,6 +149,33 @@ def test_malformed_rate_names_the_day_and_currency(
     ) as caught:
         extract()
     assert "nothing from this run was loaded" in str(caught.value)
+
+
+def test_a_rate_a_double_would_change_is_refused_not_rounded(rates_api: FrankfurterServer) -> None:
+    # Issue 11.2: `rate` is a double. A JSON integer above 2**53 (or a fraction with more digits than
+    # a double holds) used to load rounded: 12345678901234567891 as 12345678901234567168.
+    rates_api.corrupt(dt.date(2026, 2, 3), "USD", 12345678901234567891)
+    with pytest.raises(
+        MalformedPayloadError,
+        match=r"the USD rate on 2026-02-03 .* is 12345678901234567891, which the double column "
+        r"exchange_rates\.rate cannot hold as sent",
+    ):
+        extract()
+    rates_api.clear_overrides()
+    rates_api.corrupt(dt.date(2026, 2, 3), "USD", 2**60)  # large, but a double holds it exactly
+    assert {r["rate"] for r in extract() if r["date"] == dt.date(2026, 2, 3) and r["quote"] == "USD"} == {
+        float(2**60)
+    }
+
+
+def test_rates_are_parsed_as_decimals_so_extra_digits_are_seen() -> None:
+    text = '{"base": "EUR", "rates": {"2026-02-03": {"USD": 1.0812, "JPY": 1.08120000000000000001}}}'
+    payload = json.loads(text, parse_float=Decimal)  # as the source parses each answer
+    with pytest.raises(MalformedPayloadError, match=r"JPY rate on 2026-02-03 from GET u is 1\.0812000"):
+        parse_time_series(payload, "u", "EUR")
+    payload["rates"]["2026-02-03"].pop("JPY")
+    rows = parse_time_series(payload, "u", "EUR")
+    assert [(r["quote"], r["rate"], type(r["rate"])) for r in rows] == [("USD", 1.0812, float)]
 
 
 def test_day_without_rates_is_malformed() -> None:
