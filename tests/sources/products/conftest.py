@@ -9,9 +9,9 @@ from sandbox.postgres import PostgresServer, to_libpq_url
 
 ALL_TYPES_TABLE = "all_types"
 
-# Every built-in type a column can have (pgserver 16 is built without libxml, so `xml` holds only
-# NULL here), plus a domain, an enum, a composite type, arrays, ranges and multiranges. `id`,
-# `updated_at` and `deleted_at` are what the products source needs of a catalogue table.
+# Every built-in type a column can have, plus a domain, an enum, a composite type, arrays, ranges and
+# multiranges. `id`, `updated_at` and `deleted_at` are what the products source needs of a catalogue
+# table. `xml` values are set afterwards (XML_VALUES): see there.
 ALL_TYPES_DDL = """
 DROP TABLE IF EXISTS all_types CASCADE;
 DROP TYPE IF EXISTS mood CASCADE;
@@ -99,6 +99,17 @@ INSERT INTO all_types (id, c_numeric) VALUES (5, '-Infinity'), (6, 'NaN'), (7, N
 GRANT SELECT ON all_types TO shop_reader;
 """
 
+# pgserver 16 is built without libxml, so PostgreSQL cannot parse xml input (`'<a/>'::xml` fails with
+# "unsupported XML feature"); its output and its binary-coercible cast to text need no libxml. The
+# fixture stores these texts as xml datums through a temporary binary-coercible cast from bytea (a
+# superuser's), so the column holds real xml values and the source's read of them (cast to text
+# server-side) is tested. Not tested here: anything libxml does - validating input (these values are
+# stored as given, not checked for well-formedness) or rewriting the XML declaration on output.
+XML_VALUES = {
+    1: '<?xml version="1.0" encoding="UTF-8"?>\n<order id="1"><note lang="fr">déjà &amp; ☕</note></order>',
+    2: "text before <b>bold</b>\n<!-- a comment --><![CDATA[<raw>]]> and after",
+}
+
 # Unconstrained numeric values the issue names, and the exact text each must arrive as.
 UNCONSTRAINED_NUMERIC = {
     1: "1.123456789012345",
@@ -117,6 +128,18 @@ def all_types_table(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyP
     with psycopg2.connect(to_libpq_url(postgres_server.dsn)) as conn, conn.cursor() as cur:
         cur.execute(ALL_TYPES_DDL)
     conn.close()
+    superuser = superuser_connection(postgres_server)
+    try:
+        with superuser, superuser.cursor() as cur:  # one transaction: the cast never outlives it
+            cur.execute("CREATE CAST (bytea AS xml) WITHOUT FUNCTION")
+            for row_id, text in XML_VALUES.items():
+                cur.execute(
+                    f"UPDATE {ALL_TYPES_TABLE} SET c_xml = convert_to(%s, 'UTF8')::xml WHERE id = %s",
+                    (text, row_id),
+                )
+            cur.execute("DROP CAST (bytea AS xml)")
+    finally:
+        superuser.close()
     for key, value in postgres_server.dlt_credentials().items():
         monkeypatch.setenv(f"SOURCES__PRODUCTS__CREDENTIALS__{key.upper()}", str(value))
     monkeypatch.setenv("SOURCES__PRODUCTS__TABLES", f'["{ALL_TYPES_TABLE}"]')

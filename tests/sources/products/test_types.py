@@ -20,7 +20,12 @@ import pytest
 
 import pipelines.products as products_pipeline
 from sandbox.postgres import CatalogueMutator, PostgresServer, to_libpq_url
-from tests.sources.products.conftest import ALL_TYPES_TABLE, UNCONSTRAINED_NUMERIC, superuser_connection
+from tests.sources.products.conftest import (
+    ALL_TYPES_TABLE,
+    UNCONSTRAINED_NUMERIC,
+    XML_VALUES,
+    superuser_connection,
+)
 from utils import sql_types
 from utils.errors import PermanentPipelineError
 from utils.sql_types import SPECIAL_VALUES_COLUMN, NativeReaderPanicError, UnsupportedColumnTypeError
@@ -51,6 +56,7 @@ EXPECTED_TYPES = {
     "c_time": "TIME",
     "c_timetz": "VARCHAR",
     "c_interval": "VARCHAR",
+    "c_xml": "VARCHAR",
     "c_boolean": "BOOLEAN",
     "c_json": "JSON",
     "c_jsonb": "JSON",
@@ -157,6 +163,13 @@ def test_every_builtin_type_loads_exactly(
     assert rows[1]["c_oid"] == 4294967295  # unsigned 32-bit, beyond INTEGER
     assert rows[1]["c_composite"] is not None and json.loads(rows[1]["c_composite"]) == {"a": 1, "b": "x"}
     assert json.loads(rows[1]["c_jsonb"]) == {"big": 12345678901234567890, "n": None}
+    # xml: PostgreSQL's text form, character for character (declaration, entities, CDATA kept).
+    assert {i: rows[i]["c_xml"] for i in (1, 2, 3, 7)} == {
+        1: XML_VALUES[1],
+        2: XML_VALUES[2],
+        3: None,
+        7: None,
+    }
     assert json.loads(rows[2]["c_int_array"]) == [] and rows[7]["c_int_array"] is None
     # Row 7 is NULL everywhere but its keys; no special values on it.
     assert all(

@@ -27,7 +27,7 @@ from tests.snowflake.test_fakesnow_loads import (  # noqa: F401 - pytest fixture
     snowflake,
     svc_dlt_key,
 )
-from tests.sources.products.conftest import UNCONSTRAINED_NUMERIC
+from tests.sources.products.conftest import UNCONSTRAINED_NUMERIC, XML_VALUES
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result"),
@@ -57,6 +57,7 @@ EXPECTED_DDL_TYPES = {
     "C_INT_ARRAY": "VARIANT",
     "C_COMPOSITE": "VARIANT",
     "C_INT4RANGE": "VARCHAR",
+    "C_XML": "VARCHAR",
 }
 
 
@@ -95,16 +96,17 @@ def test_all_types_give_valid_snowflake_ddl_and_the_same_special_value_mapping(
     rows = {
         r[0]: r[1:]
         for r in snowflake.query(
-            'SELECT "ID", "C_NUMERIC", "C_DATE", "C_TIMESTAMPTZ", "C_NUMERIC_12_2", "_PG_SPECIAL_VALUES" '
+            'SELECT "ID", "C_NUMERIC", "C_DATE", "C_TIMESTAMPTZ", "C_NUMERIC_12_2", "_PG_SPECIAL_VALUES", "C_XML" '
             "FROM RAW.PRODUCTS.ALL_TYPES"
         )
     }
     assert {i: r[0] for i, r in rows.items()} == UNCONSTRAINED_NUMERIC  # exact text
     assert rows[1][3] == Decimal("9999999999.99")
     for row_id, expected in {2: "infinity", 3: "-infinity"}.items():
-        _, date, timestamptz, _, special = rows[row_id]
+        _, date, timestamptz, _, special, _ = rows[row_id]
         assert date is None and timestamptz is None
         recorded = json.loads(special)
         assert recorded["c_date"] == recorded["c_timestamptz"] == expected
     assert json.loads(rows[2][4])["c_numeric_12_2"] == "NaN" and rows[2][3] is None
     assert rows[1][4] is None and rows[1][1] is not None
+    assert {i: r[5] for i, r in rows.items() if r[5] is not None} == XML_VALUES
