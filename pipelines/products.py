@@ -37,6 +37,7 @@ def run(full_refresh: bool = False, reconcile: bool = False) -> LoadSummary:
     Every `sources.products.reconcile_every_runs` runs (and when `reconcile` is set) the run then
     compares the ids of each table on both sides and deletes the rows deleted physically upstream
     (sources/products/reconcile.py); the report's `reconciled_deletes` gives the count per table.
+    A first load or full refresh that copied every table whole counts as one (nothing to compare).
 
     Args:
         full_refresh: Drop the `products` and `categories` tables and the cursors, and load the whole
@@ -48,13 +49,17 @@ def run(full_refresh: bool = False, reconcile: bool = False) -> LoadSummary:
         The load report (rows per table and load package, table sizes, duration, reconciliation).
     """
     products = pipeline()
+    # Tables the run's main source appends whole (the engine builds it first; a later build only
+    # refills tables dropped behind dlt's back).
+    appended_whole: list[set[str]] = []
 
     def source(refresh: bool) -> DltSource:
         # First loads and full refreshes append into the empty tables instead of merging
         # (sources/products/first_load.py); every other run merges. `refresh` is the engine's
         # decision: a requested refresh whose package an earlier try left pending is not repeated.
         data = products_source()
-        first_load.prepare(products, data, refresh=refresh)
+        chosen = first_load.prepare(products, data, refresh=refresh)
+        appended_whole.append({str(data.resources[name].table_name) for name in chosen})
         return data
 
     report = run_pipeline(products, source, refresh=FULL_REFRESH if full_refresh else None)
@@ -77,7 +82,17 @@ def run(full_refresh: bool = False, reconcile: bool = False) -> LoadSummary:
         finally:
             engine.dispose()
 
-    deleted = reconcile_if_due(products, settings.every_runs, reconcile_keys, force=reconcile)
+    # A first load or full refresh that copied every reconciled table whole counts as a reconciliation.
+    copied_whole = bool(appended_whole) and set(settings.tables) <= appended_whole[0]
+    deleted = reconcile_if_due(
+        products, settings.every_runs, reconcile_keys, force=reconcile, copied_whole=copied_whole
+    )
+    if deleted is None and copied_whole and settings.every_runs > 0 and not reconcile:
+        note = (
+            f"Key reconciliation counted as done: {', '.join(settings.tables)} were copied whole; "
+            f"the next one is due in {settings.every_runs} run(s)."
+        )
+        report = replace(report, notes=[*report.notes, note])
     if deleted:  # the report counted the tables before the reconciliation deleted rows
         recounted = table_row_counts(products, sorted(deleted), report.destination)
         return replace(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -394,7 +395,10 @@ def test_physically_deleted_rows_are_removed_every_n_runs(
     monkeypatch.setenv("SOURCES__PRODUCTS__RECONCILE_EVERY_RUNS", "2")
     monkeypatch.setenv("SOURCES__PRODUCTS__RECONCILE_CHUNK_SIZE", "300")  # several chunks
     first = load()
-    assert first.reconciled_deletes == {"categories": 0, "products": 0}  # a new working dir: due at once
+    # A new working dir reconciles at once - but this first load copied both tables whole, which
+    # counts as a reconciliation: nothing is compared, the count restarts.
+    assert first.reconciled_deletes is None
+    assert any("Key reconciliation counted as done" in note for note in first.notes)
     live = sorted(destination_rows(warehouse))
     # Spread over chunk boundaries: the first and last ids, and some in between.
     gone = [live[0], live[1], live[299], live[300], live[len(live) // 2], live[-1]]
@@ -407,6 +411,24 @@ def test_physically_deleted_rows_are_removed_every_n_runs(
     assert any("key reconciliation" in line and f"products {len(gone)}" in line for line in third.lines())
     assert not set(gone) & set(destination_rows(warehouse))
     assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+
+
+def test_a_new_working_dir_over_a_loaded_table_reconciles_at_once(
+    catalogue: CatalogueMutator,
+    postgres_server: PostgresServer,
+    warehouse: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load()
+    gone = sorted(destination_rows(warehouse))[:3]
+    _delete_physically(postgres_server, gone)
+    # A new container: no local state, no cursor; the tables hold rows, so they are merged into and
+    # the run is no copy of the whole table - the reconciliation is due at once.
+    shutil.rmtree(tmp_path / "dlt")
+    again = load()
+    assert again.reconciled_deletes == {"categories": 0, "products": len(gone)}
+    assert not set(gone) & set(destination_rows(warehouse))
 
 
 def test_reconciliation_that_would_empty_the_table_deletes_nothing(

@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from pipelines import products as products_pipeline
 from sandbox.postgres import CatalogueMutator, PostgresServer
-from sources.products.first_load import FIRST_LOAD_HINT, drop_soft_deleted
+from sources.products.first_load import FIRST_LOAD_HINT, after_incremental, append_directly, drop_soft_deleted
 from tests.pipelines.products_helpers import assert_destination_equals_source, column_types, destination_rows
 from utils.load_summary import LoadSummary
 
@@ -43,13 +44,23 @@ def staging_rows(warehouse: Path, table: str = "products") -> int | None:
 
 
 def soft_deleted_in_source(postgres_server: PostgresServer) -> int:
+    return int(_scalar(postgres_server, "select count(*) from products where deleted_at is not null"))
+
+
+def _scalar(postgres_server: PostgresServer, query: str) -> Any:
     import psycopg2
 
     with psycopg2.connect(postgres_server.dsn.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
-        cur.execute("select count(*) from products where deleted_at is not null")
+        cur.execute(query)
         row = cur.fetchone()
+    conn.close()
     assert row is not None
-    return int(row[0])
+    return row[0]
+
+
+def stored_cursor(table: str = "products") -> Any:
+    state = products_pipeline.pipeline().state["sources"]["products"]["resources"][table]
+    return state["incremental"]["updated_at"]["last_value"]
 
 
 def test_first_load_appends_without_a_staging_copy_and_drops_soft_deleted_rows(
@@ -180,3 +191,80 @@ def test_drop_soft_deleted_filters_arrow_batches_and_rows() -> None:
         {"id": 1, "deleted_at": None}
     ]
     assert drop_soft_deleted({"id": 2, "deleted_at": "x"}) is None
+
+
+def test_first_load_cursor_covers_the_soft_deleted_rows(
+    catalogue: CatalogueMutator, postgres_server: PostgresServer, warehouse: Path
+) -> None:
+    # Soft-deleting bumps updated_at: the newest rows of the table are now soft-deleted ones.
+    deleted = catalogue.soft_delete_products(5)
+    newest = _scalar(postgres_server, "select max(updated_at) from products")
+    newest_live = _scalar(postgres_server, "select max(updated_at) from products where deleted_at is null")
+    assert newest > newest_live
+    load()
+    assert took_fast_path()
+    assert not set(deleted) & set(destination_rows(warehouse))
+    # As on the merge path, which reads them and deletes them: the cursor does not stay behind them
+    # (it did when the rows were dropped before dlt's incremental step).
+    assert stored_cursor() == newest
+
+
+def test_fast_path_passes_clean_arrow_batches_through_without_copying() -> None:
+    import dlt
+    import pyarrow as pa
+
+    timestamp = pa.timestamp("us", tz="UTC")
+    clean = pa.RecordBatch.from_pydict(
+        {
+            "id": [1, 2, 3],
+            "name": ["a", "b", "c"],
+            "updated_at": pa.array([10, 30, 20], timestamp),
+            "deleted_at": pa.array([None, None, None], timestamp),
+        }
+    )
+    with_null_cursor = pa.RecordBatch.from_pydict(
+        {
+            "id": [4, 5, 6],
+            "name": ["d", "e", "f"],
+            "updated_at": pa.array([None, 40, 5], timestamp),
+            "deleted_at": pa.array([None, None, 7], timestamp),
+        }
+    )
+    assert clean.schema.field("updated_at").nullable  # as connectorx declares every field
+
+    # As sources/products/source.py declares the cursor.
+    cursor = dlt.sources.incremental("updated_at", primary_key=(), on_cursor_value_missing="include")
+
+    @dlt.resource(name="products", primary_key="id")
+    def products(updated_at: Any = cursor) -> Any:
+        yield clean
+        yield with_null_cursor
+
+    resource = products()
+    append_directly(resource)
+    first, second = list(resource)
+    # dlt's incremental step copied every column of every batch (two filters on the cursor's
+    # nullability); now a batch without a NULL cursor and a soft-deleted row is the reader's own.
+    assert first.schema.equals(clean.schema, check_metadata=True)
+    assert _addresses(first.column("name")) == _addresses(clean.column("name"))
+    # A batch with a NULL cursor takes dlt's usual path: the NULL row is kept, the soft-deleted dropped.
+    assert sorted(second.column("id").to_pylist()) == [4, 5]
+    assert second.schema.field("updated_at").nullable
+    incremental = resource.incremental
+    assert incremental is not None and incremental.incremental is not None
+    assert incremental.incremental.last_value.timestamp() * 1_000_000 == 40  # the cursor saw every row
+
+
+def _addresses(column: Any) -> list[int | None]:
+    array = column.chunk(0) if hasattr(column, "chunks") else column
+    return [buffer.address if buffer is not None else None for buffer in array.buffers()]
+
+
+def test_after_incremental_leaves_a_field_it_did_not_mark_alone() -> None:
+    import pyarrow as pa
+
+    field = pa.field("updated_at", pa.timestamp("us", tz="UTC"), nullable=False, metadata={b"k": b"v"})
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([1], pa.timestamp("us", tz="UTC"))], schema=pa.schema([field])
+    )
+    assert after_incremental(batch).schema.equals(batch.schema, check_metadata=True)

@@ -33,6 +33,23 @@ def test_zero_never_reconciles_unless_forced(tmp_path: Path) -> None:
     assert reconcile_if_due(pipeline, 0, lambda: {"t": 2}, force=True) == {"t": 2}
 
 
+def test_a_whole_copy_counts_as_a_reconciliation_unless_one_is_forced(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path)
+    calls: list[int] = []
+
+    def reconcile() -> dict[str, int]:
+        calls.append(1)
+        return {"products": len(calls)}
+
+    # A new working dir would reconcile at once; a run that copied the tables whole restarts the count.
+    assert reconcile_if_due(pipeline, 3, reconcile, copied_whole=True) is None
+    assert calls == []
+    assert [reconcile_if_due(pipeline, 3, reconcile) for _ in range(3)] == [None, None, {"products": 1}]
+    assert reconcile_if_due(pipeline, 3, reconcile, copied_whole=True, force=True) == {"products": 2}
+    assert reconcile_if_due(pipeline, 0, reconcile, copied_whole=True) is None  # 0 still means never
+    assert calls == [1, 1]
+
+
 def test_the_summary_sees_only_this_runs_reconciliation(tmp_path: Path) -> None:
     pipeline = _pipeline(tmp_path)
     assert reconciled_deletes(pipeline) is None
