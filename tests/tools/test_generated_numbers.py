@@ -1,4 +1,5 @@
-"""Numbers in what `./dev new-pipeline` generates: exact, or refused naming the column - never rounded.
+"""Values in what `./dev new-pipeline` generates: numbers exact or refused naming the column, never
+rounded; text with every character.
 
 A pipeline of the HTTP patterns is generated into a copy of the repository and run there (in a
 subprocess: its modules live in the copy) against a loopback API answering the JSON this test
@@ -62,9 +63,9 @@ for case in json.loads(sys.argv[1]):
             ledger.run()
             with duckdb.connect(os.environ["LOCAL__DUCKDB_PATH"], read_only=True) as con:
                 rows = [
-                    [r[0], str(r[1]), r[2], repr(r[3]) if r[3] is not None else None, r[4]]
+                    [r[0], str(r[1]), r[2], repr(r[3]) if r[3] is not None else None, r[4], r[5]]
                     for r in con.sql(
-                        "select id, amount, typeof(amount), fee, typeof(fee) from ledger.records order by id"
+                        "select id, amount, typeof(amount), fee, typeof(fee), name from ledger.records order by id"
                     ).fetchall()
                 ]
         else:
@@ -80,10 +81,10 @@ for case in json.loads(sys.argv[1]):
 """
 
 
-def _record(record_id: int, amount: str, fee: str = "0.5") -> str:
+def _record(record_id: int, amount: str, fee: str = "0.5", name: str = "") -> str:
     # Raw JSON text: numbers exactly as an API would write them, more digits than a double included.
     return (
-        f'{{"id": {record_id}, "name": "r{record_id}", "amount": {amount}, "fee": {fee}, '
+        f'{{"id": {record_id}, "name": "{name or f"r{record_id}"}", "amount": {amount}, "fee": {fee}, '
         f'"active": true, "updated_at": "2025-01-01T00:00:{record_id:02d}Z"}}'
     )
 
@@ -179,3 +180,11 @@ def test_the_s3_pattern_source_refuses_the_same_way(generated: Path) -> None:
     assert results[0]["error"]["type"] == "MalformedPayloadError", results[0]
     assert results[0]["error"]["message"].startswith("lake: records.amount of the record with id 1 is 1.005")
     assert results[1] == {"error": None, "rows": [[2, "0.07"]]}
+
+
+def test_text_keeps_every_character_nul_included(generated: Path) -> None:
+    # JSON may carry U+0000 in a string; dlt's INSERT writer for DuckDB used to drop it (a NUL b -> ab).
+    escaped = r"a\u0000b \ud83d\ude00 \"q\""  # JSON escapes, as the API would send them
+    (result,) = _run(generated, [{"target": "ledger", "body": _body(_record(1, "1.5", name=escaped))}])
+    assert result["error"] is None, result["error"]
+    assert [row[5] for row in result["rows"]] == ['a\x00b \U0001f600 "q"']
