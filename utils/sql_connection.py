@@ -18,12 +18,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import sqlalchemy as sa
 from dlt.common.configuration.specs import ConnectionStringCredentials
 
 from utils.errors import ConfigurationError, UpstreamUnavailableError, UpstreamUnreachableError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported by `connect_postgres` only: HTTP pipelines never load it
+    import sqlalchemy as sa
 
 # A DNS name (RFC 1123 labels) - what a host must look like unless it is an IP address or a socket dir.
 _HOSTNAME = re.compile(
@@ -183,6 +185,8 @@ def connect_postgres(
         UpstreamUnavailableError: The server timed out, is starting up or shutting down, or has
             too many connections; worth retrying later.
     """
+    import sqlalchemy as sa  # about 0.3 s to import; only SQL sources come here
+
     target = connection_target(credentials, key)
     # Built from the validated parts, with the password passed as a value (SQLAlchemy quotes it),
     # never by re-parsing a rendered string.

@@ -270,3 +270,38 @@ def test_packages_an_earlier_try_left_are_loaded_first_and_reported(
 
 def test_our_permanent_errors_are_permanent_through_any_wrapper() -> None:
     assert is_permanent(_wrapped(PermanentPipelineError("x")))
+
+
+def test_a_run_opens_the_duckdb_file_once(
+    frankfurter: FrankfurterServer, warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 14 (per-run fixed cost): dlt opens the database for each client it makes - the table
+    # check, the load, the staging emptying, the row counts - and each open of a real file reads
+    # its catalogue, each close after writes checkpoints it (~40 ms of CPU each on 1M products).
+    # The engine keeps it open for the run, so dlt's later opens join the open database.
+    currencies.run()  # the first load creates the tables
+    real_opens: list[str] = []
+    connect = duckdb.connect
+
+    def counting_connect(database: str = ":memory:", *args: object, **kwargs: object) -> object:
+        if str(database) == str(warehouse):
+            try:  # DuckDB refuses another configuration only while the file is open in this process
+                probe = connect(str(database), config={"threads": 1})
+            except duckdb.ConnectionException:
+                pass  # joins the open database
+            else:
+                probe.close()
+                real_opens.append(str(database))
+        return connect(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(duckdb, "connect", counting_connect)
+
+    report = currencies.run()
+
+    assert report.rows_in_table == {"currencies": len(frankfurter.currencies)}
+    assert real_opens == [str(warehouse)]
+    monkeypatch.undo()
+    with duckdb.connect(str(warehouse), read_only=True) as con:  # closed again after the run
+        assert con.execute("select count(*) from currencies.currencies").fetchone() == (
+            len(frankfurter.currencies),
+        )
