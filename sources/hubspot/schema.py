@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -49,6 +49,9 @@ logger = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
+_MIDNIGHT_UTC = time(0, tzinfo=UTC)
+# The fraction of the seconds in an ISO 8601 time (the only place a datetime has a "." or ",").
+_SECONDS_FRACTION = re.compile(r"\d[.,](\d+)")
 # What dlt itself puts between a column's name and the type of its variant (`x__v_text`).
 VARIANT_INFIX = "__v_"
 # A number written plainly that DECIMAL(38, 18) holds as it is: at most 20 digits before the
@@ -531,9 +534,20 @@ def parse_decimal(text: str) -> Decimal:
 
 
 def parse_datetime(text: str) -> datetime:
-    """Parse an ISO 8601 datetime or epoch milliseconds into an aware UTC datetime."""
+    """Parse an ISO 8601 datetime or epoch milliseconds into an aware UTC datetime.
+
+    A value without an offset is UTC (HubSpot stores and sends datetimes in UTC); a date alone is
+    midnight UTC, as HubSpot stores dates.
+
+    Raises:
+        ValueError: Not a datetime, or finer than a microsecond (the timestamp column would drop
+            the extra digits; `fromisoformat` silently does).
+    """
     if text.lstrip("-").isdigit():
         return EPOCH + int(text) * _MILLISECOND
+    fraction = _SECONDS_FRACTION.search(text)
+    if fraction is not None and fraction.group(1)[6:].strip("0"):
+        raise ValueError(text)
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -541,11 +555,17 @@ def parse_datetime(text: str) -> datetime:
 
 
 def parse_date(text: str) -> date:
-    """Parse `YYYY-MM-DD` (or a datetime, or epoch milliseconds at midnight UTC) into a date."""
-    if text.lstrip("-").isdigit():
-        return (EPOCH + int(text) * _MILLISECOND).date()
-    if len(text) > 10:
-        return parse_datetime(text).date()
+    """Parse `YYYY-MM-DD` (or a datetime, or epoch milliseconds, at midnight UTC) into a date.
+
+    Raises:
+        ValueError: Not a date, or a datetime with a time of day other than midnight UTC: taking its
+            date would drop the time without a word (the value then loads as sent, as text).
+    """
+    if text.lstrip("-").isdigit() or len(text) > 10:
+        moment = parse_datetime(text)
+        if moment.timetz() != _MIDNIGHT_UTC:
+            raise ValueError(text)
+        return moment.date()
     return date.fromisoformat(text)
 
 

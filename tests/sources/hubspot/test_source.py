@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from sources.hubspot.schema import (
     deletion_row,
     merged_ids,
     to_epoch_ms,
+    typed_value,
 )
 from tests.sources.hubspot.portal import portal, render
 from utils.destinations import find_cause
@@ -141,6 +143,9 @@ def test_numbers_load_exactly(text: str) -> None:
         ("annualrevenue", "0.1234567890123456789"),  # 19 decimals: DECIMAL(38,18) would round
         ("hs_object_id", "9223372036854775808"),  # past BIGINT
         ("date_of_birth", "28/02/1990"),
+        ("date_of_birth", "1990-02-28T10:30:00Z"),  # its date alone would drop the time
+        ("date_of_birth", "1990-02-28T00:00:00-05:00"),  # midnight somewhere, not in UTC
+        ("date_of_birth", "636171000000"),  # epoch milliseconds at 02:10 UTC
         ("hs_email_optout", "yes"),
     ],
 )
@@ -160,6 +165,31 @@ def test_a_value_that_does_not_match_its_type_is_kept_as_text_with_a_warning(
     [message] = caplog.messages
     assert f"property {name}" in message and "contact 1201" in message and repr(value) in message
     assert f"contacts.{name}__v_text" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "data_type", "expected"),
+    [
+        # Mapped as HubSpot itself stores them (documented in the README):
+        ("1990-02-28", "timestamp", datetime(1990, 2, 28, tzinfo=UTC)),  # a date alone: midnight UTC
+        ("2024-01-31T10:00:00", "timestamp", datetime(2024, 1, 31, 10, tzinfo=UTC)),  # no offset: UTC
+        ("2024-01-31T10:00:00+02:00", "timestamp", datetime(2024, 1, 31, 8, tzinfo=UTC)),
+        ("2024-01-31T10:00:00.123456000Z", "timestamp", datetime(2024, 1, 31, 10, 0, 0, 123456, tzinfo=UTC)),
+        ("1990-02-28T00:00:00Z", "date", date(1990, 2, 28)),
+        ("636163200000", "date", date(1990, 2, 28)),  # epoch milliseconds at midnight UTC
+        # Refused (the value then loads as text in the variant column), never truncated:
+        ("2024-01-31T10:00:00.123456789Z", "timestamp", ValueError),  # nanoseconds: the column keeps micro
+        ("1990-02-28T10:30:00Z", "date", ValueError),
+    ],
+)
+def test_datetime_and_date_values_are_mapped_as_documented_or_refused(
+    text: str, data_type: str, expected: object
+) -> None:
+    if expected is ValueError:
+        with pytest.raises(ValueError, match=re.escape(text)):
+            typed_value(text, data_type)
+    else:
+        assert typed_value(text, data_type) == expected
 
 
 def test_an_unusable_cursor_still_stops_the_run_naming_the_contact() -> None:
