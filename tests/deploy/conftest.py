@@ -18,13 +18,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from werkzeug.wrappers import Request, Response
 
+from sandbox.base import HttpStandIn
 from tests.interrupts import stop_group
 from tests.prefect_server import PrefectRestApi, PrefectServerProcess, wait_until
 
@@ -304,19 +305,25 @@ def sandbox_of(repo: Path, tmp_path: Path) -> Iterator[SandboxSettings]:
             stop_group(process, grace=60)
 
 
-@dataclass
-class WebhookReceiver:
+class WebhookReceiver(HttpStandIn):
     """A Slack-compatible incoming webhook on loopback that records what it is sent."""
 
-    server: ThreadingHTTPServer
-    hook_path: str
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Slack's incoming-webhook URLs carry their secret in the path, like this one.
+    hook_path = "/services/T0SANDBOX/B0SANDBOX/sandboxhookpath"  # pragma: allowlist secret - made up
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.messages: list[dict[str, Any]] = []
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}{self.hook_path}"
+        return self.root_url + self.hook_path
+
+    def answer(self, request: Request) -> Response:
+        with self.lock:
+            self.messages.append({"path": request.path, "payload": request.get_json(force=True)})
+        return Response(b"ok", 200, content_type="text/plain")  # what Slack answers
 
     def received(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -335,29 +342,5 @@ class WebhookReceiver:
 
 @pytest.fixture(scope="module")
 def webhook() -> Iterator[WebhookReceiver]:
-    holder: list[WebhookReceiver] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            receiver = holder[0]
-            with receiver.lock:
-                receiver.messages.append({"path": self.path, "payload": json.loads(body)})
-            self.send_response(200)
-            self.send_header("content-type", "text/plain")
-            self.end_headers()
-            self.wfile.write(b"ok")  # what Slack answers
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    # Slack's incoming-webhook URLs carry their secret in the path, like this one.
-    receiver = WebhookReceiver(server=server, hook_path="/services/T0SANDBOX/B0SANDBOX/sandboxhookpath")
-    holder.append(receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with WebhookReceiver() as receiver:
+        yield receiver
