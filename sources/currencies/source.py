@@ -111,7 +111,8 @@ def parse_currencies(payload: Any, url: str) -> list[dict[str, str]]:
             raise MalformedPayloadError(
                 f"currencies: record {code!r} from {url} is not an ISO 4217 code; nothing was loaded."
             )
-        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
+        # A NUL character is refused: dlt's INSERT writer for DuckDB would drop it without a word.
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH or "\x00" in name:
             raise MalformedPayloadError(
                 f"currencies: record {code!r} from {url} has an invalid name {name!r}; nothing was loaded."
             )

@@ -115,6 +115,7 @@ def test_malformed_json_raises_a_clear_error(frankfurter: FrankfurterServer) -> 
         ("eur1", "Bad", "record 'eur1' .* not an ISO 4217 code"),
         ("XXA", "", "record 'XXA' .* invalid name ''"),
         ("XXB", None, "record 'XXB' .* invalid name None"),
+        ("XXC", "Eu\x00ro", r"record 'XXC' .* invalid name 'Eu\\x00ro'"),  # dlt's DuckDB writer drops NUL
     ],
 )
 def test_bad_record_is_named(frankfurter: FrankfurterServer, code: str, name: object, message: str) -> None:
