@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -54,11 +56,26 @@ def junit_outcomes(report: Path) -> dict[str, str]:
     return outcomes
 
 
+@pytest.fixture
+def copy_parent() -> Iterator[Path]:
+    """Where the copy goes: a directory every user may pass through, removed afterwards.
+
+    Run as root, the sandbox's PostgreSQL runs as an unprivileged user, which must reach the
+    server binaries in the copy's `.venv`; pytest's `tmp_path` is private to the user running it.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="generated-copy-"))
+    parent.chmod(0o755)
+    try:
+        yield parent
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 @pytest.mark.timeout(3600)
 def test_generated_pipelines_pass_the_copys_dev_test_and_deploy_unedited(
-    tmp_path: Path, prefect_server: PrefectServer, deployed: Snapshot
+    tmp_path: Path, copy_parent: Path, prefect_server: PrefectServer, deployed: Snapshot
 ) -> None:
-    repo = tmp_path / "data-pipelines"
+    repo = copy_parent / "data-pipelines"
     shutil.copytree(deployed.path, repo)
     names = [f"gen_{pattern.replace('-', '_')}" for pattern in PATTERNS]
     for name, pattern in zip(names, PATTERNS, strict=True):
