@@ -9,6 +9,7 @@ dates 260,000 years away, and `integer` lands as BIGINT.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -303,3 +304,38 @@ def test_special_values_in_small_batches_and_incremental_runs(
     assert "c_date" not in json.loads(rows[2][SPECIAL_VALUES_COLUMN])  # no stale record of the old value
     assert json.loads(rows[3][SPECIAL_VALUES_COLUMN])["c_date"] == "-infinity"
     assert rows[5][SPECIAL_VALUES_COLUMN] is None
+
+
+def test_a_large_json_document_and_a_nul_escape_arrive_character_for_character(
+    postgres_server: PostgresServer, warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # About 6 MB of jsonb in one value (a 24.7 MB one was measured the same way) and a `json` value
+    # holding the \u0000 escape, which `jsonb` refuses and a NUL-stripping writer would damage.
+    with psycopg2.connect(to_libpq_url(postgres_server.dsn)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "DROP TABLE IF EXISTS big_docs;"
+            " CREATE TABLE big_docs (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now(),"
+            " deleted_at timestamptz, doc jsonb, raw json);"
+            " INSERT INTO big_docs (id, doc, raw) SELECT 1, jsonb_build_object('items', jsonb_agg("
+            "jsonb_build_object('k', g, 'v', repeat('x', 100), 'n', 1234567890.123456789012345))),"
+            ' \'{"a": "x\\u0000y", "big": 123456789012345678901234567890.123456789}\''
+            " FROM generate_series(1, 50000) AS g;"
+            " GRANT SELECT ON big_docs TO shop_reader;"
+        )
+        cur.execute("SELECT md5(doc::text), length(doc::text), raw::text FROM big_docs")
+        digest, size, raw = cur.fetchone()
+    conn.close()
+    assert size > 5_000_000
+    for key, value in postgres_server.dlt_credentials().items():
+        monkeypatch.setenv(f"SOURCES__PRODUCTS__CREDENTIALS__{key.upper()}", str(value))
+    monkeypatch.setenv("SOURCES__PRODUCTS__TABLES", '["big_docs"]')
+    try:
+        load()
+    finally:
+        with psycopg2.connect(to_libpq_url(postgres_server.dsn)) as conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE big_docs")
+        conn.close()
+    types, rows = destination(warehouse, "big_docs")
+    assert types["doc"] == "JSON" and types["raw"] == "JSON"
+    assert hashlib.md5(rows[1]["doc"].encode()).hexdigest() == digest  # noqa: S324 - a checksum
+    assert rows[1]["raw"] == raw == '{"a": "x\\u0000y", "big": 123456789012345678901234567890.123456789}'
