@@ -246,10 +246,14 @@ def summarise(title: str, results: dict[str, list[dict[str, Any]]], reference: s
             # Speed ratio per round (same round = similar load), then the median of those. Every
             # variant reads the same table; the loaded row counts differ only by the soft-deleted
             # rows, which a first load drops (ours) or loads and deletes again (merge).
-            for figure in ("process", "seconds"):
+            # CPU time too: on a shared machine it moves much less with other load than wall time.
+            for figure, label in (
+                ("process", "whole process"),
+                ("seconds", "in-process"),
+                ("cpu", "cpu time"),
+            ):
                 ratios = [c[figure] / r[figure] for r, c in zip(runs, ref, strict=False) if r[figure]]
                 if ratios:
-                    label = "whole process" if figure == "process" else "in-process"
                     print(
                         f"  {variant} speed vs {reference} ({reference} time / {variant} time), {label}: "
                         f"{statistics.median(ratios):.2f}x "
