@@ -60,24 +60,12 @@ GUARD_KEY = "sources.products.late_commit_guard"
 # One round trip, read before the table's data query. Autovacuum never writes application rows;
 # our own session is not a writer either.
 #
-# Prepared transactions: a transaction that wrote the table holds a lock on it until it ends, and
-# PREPARE TRANSACTION keeps its locks (pg_locks lists them with a NULL pid) while the transaction
-# leaves pg_stat_activity. So the prepared transactions that can still make rows of this table
-# visible are exactly those holding a lock on it or on one of its partitions or inheritance children
-# (dlt's query reads those too); one prepared elsewhere in the database can never write it again.
-#
-# Order matters: a transaction that prepares between reading pg_stat_activity and reading pg_locks
-# must be seen by one of them, so pg_stat_activity (a snapshot taken on first access) is read first.
-# The LATERAL reference to `o` makes that the plan's order, not an accident of evaluation.
-# pg_locks is read only if the database has prepared transactions at all (rare; the lock table is
-# the costly part), and which they are is asked only when some hold the table, in a second query.
+# Order matters: a transaction that prepares between reading pg_stat_activity and counting prepared
+# transactions must be seen by one of them, so pg_stat_activity (a snapshot taken on first access) is
+# read first. The LATERAL references to the subquery before make that the plan's order, not an
+# accident of evaluation. Counting prepared transactions costs next to nothing; when there are any,
+# HOLDERS_SQL says which of them hold this table (below), in a second round trip.
 HORIZON_SQL = """
-WITH RECURSIVE tree(oid) AS (
-    SELECT c.oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-     WHERE n.nspname = coalesce(CAST(:schema AS text), current_schema()) AND c.relname = :table
-    UNION
-    SELECT i.inhrelid FROM pg_inherits AS i JOIN tree AS t ON i.inhparent = t.oid
-)
 SELECT o.read_at, o.oldest_open, p.prepared,
        pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS sees_all_sessions,
        pg_is_in_recovery() AS standby,
@@ -90,31 +78,38 @@ SELECT o.read_at, o.oldest_open, p.prepared,
           AND a.xact_start IS NOT NULL
           AND a.backend_type NOT IN ('autovacuum worker', 'autovacuum launcher')) AS o
  CROSS JOIN LATERAL (
-       SELECT count(DISTINCT l.virtualtransaction) AS prepared FROM pg_locks AS l
-        WHERE EXISTS (SELECT FROM pg_prepared_xacts AS x WHERE x.database = current_database())
-          AND l.pid IS NULL
-          AND l.locktype = 'relation'
-          AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
-          AND l.relation IN (SELECT tree.oid FROM tree)
-          AND o.read_at IS NOT NULL) AS p
+       SELECT count(*) AS prepared FROM pg_prepared_xacts AS x
+        WHERE x.database = current_database() AND o.read_at IS NOT NULL) AS p
 """
 
-# The prepared transactions holding a lock on the table, for the warning.
-PREPARED_SQL = """
+# Which prepared transactions hold this table. A transaction that wrote the table holds a lock on it
+# until it ends, and PREPARE TRANSACTION keeps its locks (pg_locks lists them with a NULL pid) while
+# the transaction leaves pg_stat_activity. So the prepared transactions that can still make rows of
+# this table visible are exactly those holding a lock on it or on one of its partitions or
+# inheritance children (dlt's query reads those too); one prepared elsewhere in the database can
+# never write it again. Read after HORIZON_SQL: a prepared transaction that ended in between has
+# committed (or rolled back) before the data query starts, which then sees its rows.
+HOLDERS_SQL = """
 WITH RECURSIVE tree(oid) AS (
     SELECT c.oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
      WHERE n.nspname = coalesce(CAST(:schema AS text), current_schema()) AND c.relname = :table
     UNION
     SELECT i.inhrelid FROM pg_inherits AS i JOIN tree AS t ON i.inhparent = t.oid
+),
+held AS MATERIALIZED (
+    SELECT DISTINCT l.virtualtransaction FROM pg_locks AS l
+     WHERE l.pid IS NULL
+       AND l.locktype = 'relation'
+       AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+       AND l.relation IN (SELECT tree.oid FROM tree)
 )
-SELECT string_agg(format('%L (prepared at %s by %s)', p.gid, p.prepared, p.owner), ', ' ORDER BY p.prepared)
-  FROM pg_prepared_xacts AS p
- WHERE p.database = current_database()
-   AND EXISTS (
-       SELECT FROM pg_locks AS x JOIN pg_locks AS l ON l.virtualtransaction = x.virtualtransaction
-        WHERE x.locktype = 'transactionid' AND x.pid IS NULL AND x.transactionid = p.transaction
-          AND l.pid IS NULL AND l.locktype = 'relation'
-          AND l.relation IN (SELECT tree.oid FROM tree))
+SELECT (SELECT count(*) FROM held) AS holders,
+       (SELECT string_agg(format('%L (prepared at %s by %s)', p.gid, p.prepared, p.owner), ', '
+                          ORDER BY p.prepared)
+          FROM pg_prepared_xacts AS p
+          JOIN pg_locks AS x ON x.locktype = 'transactionid' AND x.pid IS NULL
+                            AND x.transactionid = p.transaction
+         WHERE x.virtualtransaction IN (SELECT held.virtualtransaction FROM held)) AS names
 """
 
 QueryAdapter = Callable[[sa.Select[Any], sa.Table], sa.Select[Any]]
@@ -157,11 +152,12 @@ def read_horizon(engine: sa.Engine, table: str, schema: str | None = None) -> Ho
     Raises:
         ConfigurationError: The role cannot see other roles' transactions, or the server is a standby.
     """
-    names = {"schema": schema, "table": table}
     with engine.connect() as conn:
-        row = conn.execute(sa.text(HORIZON_SQL), names).mappings().one()
-        prepared = int(row["prepared"])
-        prepared_by = conn.execute(sa.text(PREPARED_SQL), names).scalar() if prepared else None
+        row = conn.execute(sa.text(HORIZON_SQL)).mappings().one()
+        prepared, prepared_by = 0, None
+        if row["prepared"]:
+            holders = conn.execute(sa.text(HOLDERS_SQL), {"schema": schema, "table": table}).mappings().one()
+            prepared, prepared_by = int(holders["holders"]), holders["names"]
     if row["standby"]:
         raise ConfigurationError(
             f"products.{table}: the database is a hot standby, which cannot see the primary's open "
