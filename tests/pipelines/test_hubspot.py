@@ -481,6 +481,8 @@ def test_one_value_that_does_not_match_its_type_blocks_no_contact(
         server.set_properties([ids[7]], {"annualrevenue": "12k", "date_of_birth": "31/01/1990"})
         # Looks like a timestamp: kept as the text it is, not typed by dlt's timestamp detection.
         server.set_properties([ids[8]], {"hubspotscore": "2026-01-31T00:00:00.000Z"})
+        # A NUL character in text survives (Parquet; dlt's DuckDB INSERT writer would drop it).
+        server.set_properties([ids[9]], {"jobtitle": "Head\x00of Data"})
         changed = server.modify_contacts(ids[50:60])
         with caplog.at_level(logging.WARNING, logger="sources.hubspot"):
             hubspot_pipeline.run()  # failed: MalformedPayloadError, nothing loaded
@@ -495,3 +497,4 @@ def test_one_value_that_does_not_match_its_type_blocks_no_contact(
     assert sum(f"contact {ids[7]}" in m for m in caplog.messages) == 2
     assert rows[ids[8]]["hubspotscore__v_text"] == "2026-01-31T00:00:00.000Z"
     assert column_types(warehouse)["hubspotscore__v_text"] == "VARCHAR"
+    assert rows[ids[9]]["jobtitle"] == "Head\x00of Data"
