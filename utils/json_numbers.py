@@ -14,7 +14,8 @@ Two parts close that:
 * `exact_numbers(...)` makes a map step that, before anything is written, checks every row:
   a declared decimal column's value must fit DECIMAL(p, s) digit for digit, and every other `Decimal`
   becomes the float `json` would have made - only if that double prints back as the same number
-  (`0.1`, `12.5`, `1e-07`) or is exactly it (`2**60`); a value it would change is refused. Either refusal is a permanent
+  (`0.1`, `12.5`, `1e-07`) or is exactly it (`2**60`); a value it would change is refused, and so
+  is an undeclared integer outside BIGINT (dlt's normalize step would fail on it naming no column). Either refusal is a permanent
   `MalformedPayloadError` naming pipeline, table, column and record, raised before anything loads.
 """
 
@@ -34,6 +35,7 @@ from utils.errors import ConfigurationError, MalformedPayloadError
 # Snowflake's NUMBER: at most 38 digits, scale at most 37 (DuckDB's DECIMAL allows the same or more).
 MAX_PRECISION = 38
 MAX_SCALE = 37
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 
 
 class ExactJsonClient(RESTClient):
@@ -160,6 +162,9 @@ def exact_numbers(
         )
 
     def floats(row: Mapping[str, Any], path: str, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and not _BIGINT_MIN <= value <= _BIGINT_MAX:
+            # dlt would fail its normalize step on it, naming no column.
+            raise refuse(row, path, value, "outside the BIGINT range an undeclared integer loads into")
         if isinstance(value, Decimal):
             number = as_exact_float(value)
             if number is None:

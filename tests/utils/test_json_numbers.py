@@ -73,6 +73,12 @@ def test_the_map_step_types_rows_and_names_the_column_it_refuses() -> None:
         check({"id": 5, "total": Decimal("1.005")})
     with pytest.raises(MalformedPayloadError, match=r"orders\.meta__x of the record with id 6 .* double"):
         check({"id": 6, "total": 1, "meta": {"x": Decimal("0.10000000000000000001")}})
+    assert check({"id": 7, "n": 2**63 - 1, "m": -(2**63)}) == {"id": 7, "n": 2**63 - 1, "m": -(2**63)}
+    with pytest.raises(
+        MalformedPayloadError, match=r"orders\.n of the record with id 8 is 9223372036854775808, .*BIGINT"
+    ):
+        check({"id": 8, "n": 2**63})
+    assert check({"id": 9, "total": 10**7})["total"] == Decimal(10**7)  # declared: a decimal, not BIGINT
 
 
 def test_a_declared_type_snowflake_cannot_have_is_a_configuration_error() -> None:
