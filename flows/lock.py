@@ -23,8 +23,14 @@ from prefect import get_run_logger
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, VariableCreate, VariableUpdate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder, FlowRun
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import MissingContextError, ObjectAlreadyExists, ObjectNotFound
+from prefect.exceptions import (
+    MissingContextError,
+    ObjectAlreadyExists,
+    ObjectNotFound,
+    PrefectHTTPStatusError,
+)
 from prefect.runtime import flow_run as flow_run_runtime
 
 from utils.errors import PermanentPipelineError
@@ -151,10 +157,10 @@ def pipeline_lock(pipeline_name: str, timeout_seconds: float | None = None) -> I
     """
     limit_name = lock_name(pipeline_name)
     timeout = PIPELINE_LOCK_TIMEOUT_SECONDS if timeout_seconds is None else timeout_seconds
-    _ensure_lock(limit_name)
     started = time.monotonic()
     deadline = started + timeout
     unrecorded_since: float | None = None  # since when the slot is taken with no holder on record
+    ensured = False
     with ExitStack() as stack:
         while True:
             wait = max(1.0, min(PIPELINE_LOCK_CHECK_SECONDS, deadline - time.monotonic()))
@@ -170,7 +176,18 @@ def pipeline_lock(pipeline_name: str, timeout_seconds: float | None = None) -> I
                     )
                 )
                 break
+            except ConcurrencySlotAcquisitionError:
+                # `strict`: the limit does not exist yet (a new pipeline, a fresh server), or the
+                # request failed. Create it if missing and try once more; looking it up before
+                # every run instead would cost every run a request.
+                if ensured:
+                    raise
+                _ensure_lock(limit_name)
+                ensured = True
             except TimeoutError as exc:
+                if not ensured:  # the wait can end before the answer that the limit is missing
+                    _ensure_lock(limit_name)
+                    ensured = True
                 status = _look(pipeline_name, unrecorded_since)
                 unrecorded_since = status.unrecorded_since
                 if status.free:
@@ -323,13 +340,19 @@ def _lease_holder() -> ConcurrencyLeaseHolder | None:
 def _write_record(pipeline_name: str, holder: LockHolder) -> None:
     name = lock_record_name(pipeline_name)
     with get_client(sync_client=True) as client:
-        if client.read_variable_by_name(name) is None:
-            with suppress(ObjectAlreadyExists):
-                client.create_variable(
-                    VariableCreate(name=name, value=holder.as_value(), tags=["data-pipelines"])
-                )
-                return
-        client.update_variable(VariableUpdate(name=name, value=holder.as_value()))
+        # Updated in place (one request); created the first time only.
+        try:
+            client.update_variable(VariableUpdate(name=name, value=holder.as_value()))
+            return
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 404:
+                raise
+        with suppress(ObjectAlreadyExists):
+            client.create_variable(
+                VariableCreate(name=name, value=holder.as_value(), tags=["data-pipelines"])
+            )
+            return
+        client.update_variable(VariableUpdate(name=name, value=holder.as_value()))  # created meanwhile
 
 
 def _delete_record_if(client: SyncPrefectClient, pipeline_name: str, holder: LockHolder) -> None:

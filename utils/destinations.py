@@ -161,18 +161,21 @@ def make_pipeline(
     )
 
 
-def check_destination(pipeline: dlt.Pipeline) -> None:
+def check_destination(pipeline: dlt.Pipeline) -> Any:
     """Resolve the destination's configuration now, so a missing secret fails before extraction.
 
     Args:
         pipeline: The pipeline to check.
+
+    Returns:
+        The resolved destination client configuration (see `prepare_destination`).
 
     Raises:
         ConfigurationError: Lists every missing key, where to put it, and the local alternative; or
             names a setting whose value cannot be used (a malformed key, a wrong passphrase).
     """
     try:
-        prepare_destination(pipeline)
+        return prepare_destination(pipeline)
     except ConfigFieldMissingException as exc:
         destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
         missing = missing_keys(exc, f"destination.{destination_type}")

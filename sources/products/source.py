@@ -64,16 +64,31 @@ def products_source(
         UnsupportedColumnTypeError: A column's type cannot be loaded exactly (nothing is read).
     """
     engine = connect(credentials)
+    # Every table reflected at once - one catalogue query per kind of information instead of one
+    # per kind and table; `sql_table` takes each table from this metadata instead of reflecting it.
+    metadata = sa.MetaData()
+    metadata.reflect(engine, only=list(tables), views=True, resolve_fks=False)
     return [
         catalogue_table(
-            engine, name, chunk_size=chunk_size, backend=backend, late_commit_guard=late_commit_guard
+            engine,
+            name,
+            chunk_size=chunk_size,
+            backend=backend,
+            late_commit_guard=late_commit_guard,
+            metadata=metadata,
         )
         for name in tables
     ]
 
 
 def catalogue_table(
-    engine: sa.Engine, table: str, *, chunk_size: int, backend: Any, late_commit_guard: bool = True
+    engine: sa.Engine,
+    table: str,
+    *,
+    chunk_size: int,
+    backend: Any,
+    late_commit_guard: bool = True,
+    metadata: sa.MetaData | None = None,
 ) -> DltResource:
     """One table as an incremental merge resource.
 
@@ -83,6 +98,7 @@ def catalogue_table(
         chunk_size: Rows per Arrow batch.
         backend: dlt `sql_table` backend.
         late_commit_guard: Whether to cap the stored cursor at the horizon (late_commits.py).
+        metadata: Metadata the table is already reflected in (else `sql_table` reflects it).
 
     Returns:
         The resource, named after the table.
@@ -96,6 +112,7 @@ def catalogue_table(
     resource = sql_table(
         credentials=engine,
         table=table,
+        metadata=metadata,
         backend=backend,
         chunk_size=chunk_size,
         backend_kwargs=_backend_options(backend, chunk_size),

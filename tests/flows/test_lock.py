@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+from prefect.exceptions import ObjectNotFound
 
 from flows import lock
 from flows.currencies import currencies_flow
@@ -70,3 +72,26 @@ def test_a_slot_left_by_a_holder_that_ended_is_freed_by_the_next_run(
     assert f"({first.state_details.flow_run_id}), ended Completed" in logs
     with get_client(sync_client=True) as client:
         assert client.read_global_concurrency_limit_by_name(lock.lock_name("currencies")).active_slots == 0
+
+
+def test_a_new_pipelines_lock_is_created_on_first_use_and_its_holder_recorded() -> None:
+    # The limit and the record are created when first needed, not looked up before every run
+    # (issue 14: each lookup is a request every run pays).
+    name = "lock-first-use"
+    with get_client(sync_client=True) as client:
+        with pytest.raises(ObjectNotFound):
+            client.read_global_concurrency_limit_by_name(lock.lock_name(name))
+        assert client.read_variable_by_name(lock.lock_record_name(name)) is None
+
+    pids = []
+    for _ in range(2):  # created by the first run, updated in place by the second
+        with lock.pipeline_lock(name), get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(lock.lock_name(name))
+            assert (limit.limit, limit.active_slots) == (1, 1)
+            variable = client.read_variable_by_name(lock.lock_record_name(name))
+            holder = lock.LockHolder.from_value(variable.value if variable else None)
+            assert holder is not None and holder.flow_run_id is None
+            pids.append(holder.pid)
+    assert pids == [os.getpid(), os.getpid()]
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(lock.lock_name(name)).active_slots == 0
