@@ -19,6 +19,25 @@ TOKEN = "pat-na1-hubspot-test-token"
 FAST = {"rate_limit": 1_000_000, "search_rate_per_second": 10_000}
 
 
+class SimulatedClock:
+    """A clock that only moves when a pacer sleeps (or a test advances it): pacing tests are exact."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.now += seconds
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    """The most of `times` that fall in any window of `window` seconds starting at one of them."""
+    return max(sum(1 for t in times if start <= t < start + window) for start in times)
+
+
 @contextlib.contextmanager
 def portal(monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[HubSpotServer]:
     """Start a sandbox portal and point the HubSpot source at it (token, URL, search pacing).

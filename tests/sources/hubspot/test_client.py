@@ -21,7 +21,13 @@ from sources.hubspot.client import HubSpotApi
 from sources.hubspot.pacing import PacedAdapter, RollingWindowPacer
 from sources.hubspot.paginators import ModifiedSinceKeysetPaginator
 from sources.hubspot.schema import contact_id_of, last_modified_ms
-from tests.sources.hubspot.portal import TOKEN, assert_retry_after_respected, portal
+from tests.sources.hubspot.portal import (
+    TOKEN,
+    SimulatedClock,
+    assert_retry_after_respected,
+    most_in_any_window,
+    portal,
+)
 from utils.errors import (
     ConfigurationError,
     UpstreamRequestError,
@@ -166,29 +172,10 @@ def test_contacts_changed_while_paging_are_not_skipped(monkeypatch: pytest.Monke
     assert seen == expected
 
 
-class SharedClock:
-    """One simulated clock for the client's pacers and the sandbox portal's rate limiter.
-
-    It moves only when a pacer sleeps, so the portal sees each request arrive at the moment the
-    pacer let it go: what is paced, and whether the portal's limit is ever hit, is exact whatever
-    the machine's load (real time would add scheduling delays between sending and arriving).
-    """
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds > 0
-        self.now += seconds
-
-
 class RecordingPacer(RollingWindowPacer):
     """A copy of one of the client's pacers on the shared clock, recording when it let each request go."""
 
-    def __init__(self, like: RollingWindowPacer, clock: SharedClock) -> None:
+    def __init__(self, like: RollingWindowPacer, clock: SimulatedClock) -> None:
         super().__init__(
             like.limit,
             like.interval_seconds,
@@ -207,15 +194,21 @@ class RecordingPacer(RollingWindowPacer):
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> SharedClock:
-    """The shared clock, also the sandbox portal's (its rate limiter reads `time.monotonic`)."""
-    shared = SharedClock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> SimulatedClock:
+    """One simulated clock for the client's pacers and the sandbox portal's rate limiter.
+
+    It moves only when a pacer sleeps, so the portal sees each request arrive at the moment the
+    pacer let it go: what is paced, and whether the portal's limit is ever hit, is exact whatever
+    the machine's load (real time would add scheduling delays between sending and arriving). The
+    portal's limiter reads `time.monotonic`.
+    """
+    shared = SimulatedClock()
     monkeypatch.setattr("sandbox.hubspot.time", SimpleNamespace(monotonic=shared, time=time.time))
     return shared
 
 
 def on_clock(
-    api: HubSpotApi, server: HubSpotServer, clock: SharedClock
+    api: HubSpotApi, server: HubSpotServer, clock: SimulatedClock
 ) -> tuple[RecordingPacer, RecordingPacer]:
     """Put both of the client's pacers on the shared clock; the general and the search one."""
     adapter = api.client.session.get_adapter(server.base_url)
@@ -226,12 +219,8 @@ def on_clock(
     return adapter.pacer, adapter.search_pacer
 
 
-def most_in_any_window(times: list[float], window: float) -> int:
-    return max(sum(1 for t in times if start <= t < start + window) for start in times)
-
-
 def test_the_general_limit_is_never_hit_when_pacing_from_headers(
-    monkeypatch: pytest.MonkeyPatch, clock: SharedClock
+    monkeypatch: pytest.MonkeyPatch, clock: SimulatedClock
 ) -> None:
     with portal(
         monkeypatch, contacts=2_500, custom_properties=0, rate_limit=10, window_seconds=0.5
@@ -251,7 +240,9 @@ def test_the_general_limit_is_never_hit_when_pacing_from_headers(
     assert paced.send_times[-1] - paced.send_times[0] >= 2 * 0.5  # it did have to wait
 
 
-def test_search_is_paced_at_the_configured_rate(monkeypatch: pytest.MonkeyPatch, clock: SharedClock) -> None:
+def test_search_is_paced_at_the_configured_rate(
+    monkeypatch: pytest.MonkeyPatch, clock: SimulatedClock
+) -> None:
     # The production headroom: 16 per second configured against the portal's 20.
     with portal(monkeypatch, contacts=600, custom_properties=0, search_rate_per_second=20) as server:
         api = api_for(server, search_rate=16)

@@ -5,38 +5,23 @@ from __future__ import annotations
 import pytest
 
 from sources.hubspot.pacing import RollingWindowPacer
+from tests.sources.hubspot.portal import SimulatedClock, most_in_any_window
 
 
-class FakeClock:
-    """A clock that only moves when the pacer sleeps (or a test advances it)."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds > 0
-        self.now += seconds
-
-
-def pacer(limit: int = 10, interval: float = 1.0, **options: bool) -> tuple[RollingWindowPacer, FakeClock]:
-    clock = FakeClock()
+def pacer(
+    limit: int = 10, interval: float = 1.0, **options: bool
+) -> tuple[RollingWindowPacer, SimulatedClock]:
+    clock = SimulatedClock()
     return RollingWindowPacer(limit, interval, clock=clock, sleep=clock.sleep, **options), clock
 
 
-def send_times(paced: RollingWindowPacer, clock: FakeClock, n: int, latency: float = 0.0) -> list[float]:
+def send_times(paced: RollingWindowPacer, clock: SimulatedClock, n: int, latency: float = 0.0) -> list[float]:
     times = []
     for _ in range(n):
         paced.acquire()
         times.append(clock.now)
         clock.now += latency
     return times
-
-
-def most_in_any_window(times: list[float], window: float) -> int:
-    return max(sum(1 for t in times if start <= t < start + window) for start in times)
 
 
 @pytest.mark.parametrize("latency", [0.0, 0.003, 0.05])
