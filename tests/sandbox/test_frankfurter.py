@@ -243,15 +243,16 @@ def test_publish_through_makes_new_days_appear(server: FrankfurterServer) -> Non
     assert get(server, "/latest").json()["date"] == "2024-06-18"
 
 
-def test_full_history_is_fast(server: FrankfurterServer) -> None:
+def test_full_history_comes_in_one_answer(server: FrankfurterServer) -> None:
+    # How fast the stand-in serves it is a benchmark's business (bench/exchange_rates.py), not a test's.
     server.publish_through(dt.date(2026, 11, 20))
-    started = time.perf_counter()
     response = get(server, "/1999-01-04..")
-    elapsed = time.perf_counter() - started
 
     assert response.status_code == 200
-    assert len(response.json()["rates"]) > 7000
-    assert elapsed < 2.0
+    days = sorted(response.json()["rates"])
+    assert len(days) > 7000
+    assert days[0] == "1999-01-04"
+    assert days[-1] == "2026-11-20"
 
 
 # -- base, symbols, amount -----------------------------------------------------------------------
