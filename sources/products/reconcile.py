@@ -35,6 +35,7 @@ from sources.products.settings import (
     RECONCILE_EVERY_RUNS,
     RECONCILE_MAX_DELETE_FRACTION,
 )
+from utils.credentials import SqlDatabaseCredentials
 from utils.errors import PermanentPipelineError
 
 
@@ -73,7 +74,7 @@ class ReconciliationSettings:
 
 @with_config(sections=("sources", "products"))
 def reconciliation_settings(
-    credentials: ConnectionStringCredentials = dlt.secrets.value,
+    credentials: SqlDatabaseCredentials = dlt.secrets.value,
     tables: Sequence[str] = DEFAULT_TABLES,
     reconcile_every_runs: int = RECONCILE_EVERY_RUNS,
     reconcile_chunk_size: int = RECONCILE_CHUNK_SIZE,
