@@ -71,9 +71,10 @@ def run_and_report(pipeline_name: str, run: Callable[..., LoadSummary], **run_op
     Returns:
         The engine's report of what the run loaded.
     """
-    from utils.run_engine import report_to  # imported late: flows load without dlt
+    from utils.config_keys import toml_errors_named  # imported late: flows load without dlt
+    from utils.run_engine import report_to
 
-    with pipeline_lock(pipeline_name), report_to(get_run_logger()):
+    with pipeline_lock(pipeline_name), report_to(get_run_logger()), toml_errors_named():
         # The engine counts rows in the tables inside `run()`, while the lock is held.
         report = run(**run_options)
     publish_load_report(report)

@@ -59,11 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.start_date or args.end_date:
         options.update(start_date=args.start_date, end_date=args.end_date)
 
-    from utils.run_engine import report_to  # imported late: `--help` needs no dlt
+    from utils.config_keys import toml_errors_named  # imported late: `--help` needs no dlt
+    from utils.run_engine import report_to
 
-    module = importlib.import_module(f"pipelines.{args.name}")
     try:
-        with report_to(_log):
+        with report_to(_log), toml_errors_named():
+            module = importlib.import_module(f"pipelines.{args.name}")
             module.run(**options)
     except PipelineError as exc:
         print(f"{args.name} failed: {exc}", file=sys.stderr)

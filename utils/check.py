@@ -23,14 +23,11 @@ import importlib
 import logging
 import os
 import pkgutil
-import re
 import sys
 import tempfile
-import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -43,7 +40,7 @@ from dlt.common.configuration.specs.base_configuration import is_secret_hint
 from dlt.common.configuration.utils import ResolvedValueTrace, get_resolved_traces
 from dlt.extract.decorators import DltSourceFactoryWrapper
 
-from utils.config_keys import missing_keys
+from utils.config_keys import describe_toml_error, missing_keys
 from utils.destinations import prepare_destination
 from utils.environments import (
     ENVIRONMENT_VARIABLE,
@@ -251,34 +248,6 @@ def _setting(trace: ResolvedValueTrace) -> Setting:
             f" ({location})" if location and location != trace.provider_name else ""
         )
     return Setting(key, origin=origin, secret=is_secret_hint(trace.hint))
-
-
-def describe_toml_error(exc: TomlProviderReadException) -> str:
-    """Which `.dlt` TOML file is malformed and where, never any of its text (it holds secrets).
-
-    Args:
-        exc: dlt's error from reading its TOML providers' files.
-
-    Returns:
-        E.g. "`.dlt/secrets.toml` is not valid TOML: line 2, column 19. ...".
-    """
-    for name in exc.full_paths:
-        path = Path(name)
-        if not path.is_file():
-            continue
-        try:
-            tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as error:
-            # Only the position: the parser's text may quote a character of the value.
-            position = re.search(r"line (\d+), column (\d+)", str(error))
-            where = f"line {position[1]}, column {position[2]}" if position else "(no position given)"
-            return (
-                f"{path} is not valid TOML: {where}. Fix that line (an unclosed quote or bracket, a "
-                "missing `=`, a key given twice); the file's text is not shown, as it may hold secrets."
-            )
-        except (OSError, UnicodeDecodeError):
-            return f"{path} cannot be read as UTF-8 text; check its encoding and permissions."
-    return f"one of dlt's {exc.file_name} files ({', '.join(exc.full_paths)}) is not valid TOML."
 
 
 def describe_environment(environment: Environment | None, settings: VaultSettings) -> str:

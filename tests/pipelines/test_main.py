@@ -62,3 +62,20 @@ def test_a_refused_connection_is_one_line_first_and_the_traceback_only_with_debu
 
 def _nanobind(line: str) -> bool:
     return "nanobind" in line or "leaked" in line or line.startswith(" - ")
+
+
+def test_a_malformed_secrets_file_is_named_without_any_of_its_text(tmp_path: Path) -> None:
+    # dlt's own error quotes the character where TOML parsing stopped: here a character of the token.
+    token = f"pat-na1-{os.urandom(8).hex()}"
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text((ROOT / ".dlt" / "config.toml").read_text())
+    (tmp_path / ".dlt" / "secrets.toml").write_text(f"[sources.hubspot]\naccess_token = {token}\n")
+
+    result = run_command("currencies", env={"DLT_PROJECT_DIR": str(tmp_path)})
+
+    assert result.returncode == 1
+    assert "secrets.toml is not valid TOML: line 2, column 16" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "Unexpected character" not in result.stdout + result.stderr
+    assert token not in result.stdout + result.stderr
+    assert f"'{token[0]}'" not in result.stdout + result.stderr
