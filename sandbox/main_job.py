@@ -12,6 +12,7 @@ import argparse
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -46,6 +47,12 @@ def reset_local_state(warehouse: Path) -> None:
     for path in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
         path.unlink(missing_ok=True)
     shutil.rmtree(warehouse.parent / "dlt", ignore_errors=True)
+
+
+def destination_overrides(environ: Mapping[str, str]) -> list[str]:
+    """The variables in `environ` that would point dlt's DuckDB destination at another file, sorted."""
+    prefixes = ("DESTINATION__DUCKDB__CREDENTIALS", "DESTINATION__CREDENTIALS")
+    return sorted(name for name in environ if name.upper().startswith(prefixes))
 
 
 def local_environment(sandbox: Sandbox, warehouse: Path) -> dict[str, str]:
@@ -138,7 +145,7 @@ def render(first: list[FlowOutcome], second: list[FlowOutcome], warehouse: Path)
         "",
         f"DuckDB file: {warehouse}",
         "Query it, e.g.:",
-        f'  uv run python -c "import duckdb; '
+        f'  .venv/bin/python -c "import duckdb; '
         f"duckdb.connect('{rel}', read_only=True).sql('{query}').show()\"",
         "",
     ]
@@ -151,6 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warehouse", type=Path, default=DEFAULT_WAREHOUSE, help="DuckDB file to load into")
     args = parser.parse_args(argv)
     warehouse: Path = args.warehouse.resolve()
+    overriding = destination_overrides(os.environ)
+    if overriding:
+        # dlt's own settings win over ours (`local.duckdb_path`), so the flows would load into the
+        # file they name - which the demo does not reset, and must never delete.
+        print(
+            f"error: {', '.join(overriding)} is set, which would send the demo's data to the DuckDB "
+            "file it names. The demo loads a fresh file of its own: unset it, or pass "
+            "`--warehouse PATH` to choose that file (it is emptied first).",
+            file=sys.stderr,
+        )
+        return 2
     reset_local_state(warehouse)
 
     with Sandbox() as sandbox:
