@@ -247,7 +247,17 @@ def _setting(trace: ResolvedValueTrace) -> Setting:
         origin = trace.provider_name + (
             f" ({location})" if location and location != trace.provider_name else ""
         )
+    if is_placeholder(trace.value):
+        # A copy of secrets.toml.example not yet filled in: the value resolves, but a run fails on
+        # it with a misleading message (a host "<host>" does not parse).
+        origin += " - still the example's <...> placeholder: replace it with the real value"
+        return Setting(key, origin=origin, secret=is_secret_hint(trace.hint), missing=True)
     return Setting(key, origin=origin, secret=is_secret_hint(trace.hint))
+
+
+def is_placeholder(value: object) -> bool:
+    """Whether `value` is one of `.dlt/secrets.toml.example`'s placeholders, such as `<host>`."""
+    return isinstance(value, str) and len(value) > 2 and value.startswith("<") and value.endswith(">")
 
 
 def describe_environment(environment: Environment | None, settings: VaultSettings) -> str:

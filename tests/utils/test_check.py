@@ -198,3 +198,25 @@ def test_unknown_pipeline_and_dev_task(capsys: pytest.CaptureFixture[str]) -> No
     dev = (ROOT / "dev").read_text()
     assert '  check-config)\n    setup\n    uv run --frozen python -m utils.check "$@"' in dev
     assert "  check-config [pipeline...]" in dev  # in ./dev help
+
+
+def test_a_placeholder_left_from_the_example_file_is_not_ready(
+    ci_with_every_secret_in_the_vault: Vault,
+    encrypted_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A copy of .dlt/secrets.toml.example not filled in resolves every key - to its placeholder.
+    placeholder = tomllib.loads((ROOT / ".dlt" / "secrets.toml.example").read_text())["sources"]["hubspot"][
+        "access_token"
+    ]
+    monkeypatch.setenv("SOURCES__HUBSPOT__ACCESS_TOKEN", placeholder)
+
+    assert main(["hubspot", "currencies"]) == 1
+    out = capsys.readouterr().out
+    assert "  MISSING  sources.hubspot.access_token" in out
+    assert "still the example's <...> placeholder" in out
+    assert "2 pipeline(s) checked, 1 ready." in out
+    assert "sources.hubspot.access_token  (env SOURCES__HUBSPOT__ACCESS_TOKEN; needed by hubspot)" in out
+    assert placeholder not in out
+    assert_no_value(out, encrypted_key)
