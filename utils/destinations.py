@@ -88,7 +88,13 @@ def local_duckdb_path() -> Path:
     dlt's own `destination.duckdb.credentials` wins (see `duckdb_credentials`).
     """
     path = Path(dlt.config.get(_DUCKDB_PATH_KEY, str) or DEFAULT_DUCKDB_PATH).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"The DuckDB file '{path}' cannot be used: its folder cannot be created "
+            f"({exc.strerror or type(exc).__name__}). Check {_DUCKDB_PATH_KEY} ({env_names([_DUCKDB_PATH_KEY])})."
+        ) from None
     return path
 
 
@@ -241,6 +247,7 @@ def prepare_destination(pipeline: dlt.Pipeline) -> Any:
         )
     if destination_type == "duckdb":
         _refuse_file_named_like_dataset(pipeline, getattr(credentials, "database", None))
+        _refuse_unusable_duckdb_file(pipeline, getattr(credentials, "database", None))
     if destination_type == "snowflake":
         # Imported here: `cryptography` takes about 0.15 s to import, and only Snowflake needs it.
         from utils.snowflake_keys import normalise_credentials
@@ -268,6 +275,55 @@ def _refuse_file_named_like_dataset(pipeline: dlt.Pipeline, database: str | None
             'schema"). Give the file another name in local.duckdb_path (LOCAL__DUCKDB_PATH) or '
             "destination.duckdb.credentials, e.g. warehouse.duckdb."
         )
+
+
+# DuckDB's storage header: the magic bytes at this offset of every database file.
+_DUCKDB_MAGIC = b"DUCK"
+_DUCKDB_MAGIC_OFFSET = 8
+
+
+def _refuse_unusable_duckdb_file(pipeline: dlt.Pipeline, database: str | None) -> None:
+    """Refuse a DuckDB file that cannot be opened: its folder is missing, or it is not a DuckDB file.
+
+    Without this, dlt meets it only when it first connects - on a first run after extracting, on a
+    later run while checking for dropped tables - and reports it as a connection error ("your
+    internet connection may be down") that names no setting and is retried as if it could heal.
+    Nothing is created here: a file that does not exist yet is created by the load, as before.
+    """
+    if not database or database == ":memory:" or database.startswith("md:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        problem = f"its folder '{path.parent}' does not exist"
+    elif path.is_dir():
+        problem = "it is a folder, not a file"
+    elif not path.exists():
+        return
+    else:
+        try:
+            with path.open("rb") as file:
+                header = file.read(_DUCKDB_MAGIC_OFFSET + len(_DUCKDB_MAGIC))
+        except OSError as exc:
+            problem = f"it cannot be read ({exc.strerror or type(exc).__name__})"
+        else:
+            if header[_DUCKDB_MAGIC_OFFSET:] == _DUCKDB_MAGIC:
+                return
+            problem = "it is not a DuckDB database file"
+    setting = _duckdb_path_setting(pipeline.pipeline_name)
+    raise ConfigurationError(
+        f"Pipeline '{pipeline.pipeline_name}' cannot load into DuckDB file '{path}': {problem}. "
+        f"Check {setting} ({env_names([setting])}): point it at a .duckdb file in an existing folder."
+    )
+
+
+def _duckdb_path_setting(pipeline_name: str) -> str:
+    """The setting the DuckDB file's path came from (see `duckdb_credentials`)."""
+    for section in (f"{pipeline_name}.destination.duckdb", "destination.duckdb"):
+        if dlt.config.get(f"{section}.credentials.database") is not None:
+            return f"{section}.credentials.database"
+        if dlt.config.get(f"{section}.credentials") is not None:
+            return f"{section}.credentials"
+    return _DUCKDB_PATH_KEY
 
 
 def _incomplete_credentials(pipeline_name: str, section: str, dlt_message: str) -> str:

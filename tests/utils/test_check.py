@@ -220,3 +220,17 @@ def test_a_placeholder_left_from_the_example_file_is_not_ready(
     assert "sources.hubspot.access_token  (env SOURCES__HUBSPOT__ACCESS_TOKEN; needed by hubspot)" in out
     assert placeholder not in out
     assert_no_value(out, encrypted_key)
+
+
+def test_a_duckdb_file_in_a_missing_folder_is_not_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "nonexistent" / "dir" / "x.duckdb"
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(target))
+
+    status = main(["currencies"])
+
+    out = capsys.readouterr().out
+    assert status == 1, out
+    assert "destination.duckdb.credentials" in out and str(target) in out and "does not exist" in out
+    assert "0 ready" in out and "Errors in: currencies" in out

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 import string
+from pathlib import Path
 
 import pytest
 
 from utils.destinations import check_destination, make_pipeline
 from utils.errors import ConfigurationError
+from utils.run_engine import is_permanent
 
 METACHARACTERS = ["@", ":", "/", "#", "%", "?", "&", "=", '"', "'", "\\", " "]
 
@@ -50,3 +52,45 @@ def test_a_snowflake_url_with_an_encoded_password_passes_the_check(monkeypatch: 
     pipeline = make_pipeline("currencies", "currencies")
     check_destination(pipeline)
     assert pipeline.destination_client().config.credentials.password == "p@ss#w/d"  # type: ignore[attr-defined]
+
+
+# -- a DuckDB file that cannot be opened: a setting to change, refused before anything is extracted --
+
+
+def test_a_duckdb_file_in_a_missing_folder_is_refused_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "nonexistent" / "dir" / "x.duckdb"
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(target))
+    pipeline = make_pipeline("currencies", "currencies")
+
+    with pytest.raises(ConfigurationError) as caught:
+        check_destination(pipeline)
+
+    message = str(caught.value)
+    assert "destination.duckdb.credentials" in message and "DESTINATION__DUCKDB__CREDENTIALS" in message
+    assert str(target) in message and "does not exist" in message
+    assert is_permanent(caught.value)
+    assert not target.parent.exists()  # nothing created
+
+
+def test_a_local_duckdb_path_that_is_not_a_duckdb_file_is_refused_naming_it(
+    warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse.write_text("not a database\n")  # LOCAL__DUCKDB_PATH points here (tests/conftest.py)
+    pipeline = make_pipeline("currencies", "currencies")
+
+    with pytest.raises(ConfigurationError) as caught:
+        check_destination(pipeline)
+
+    message = str(caught.value)
+    assert "local.duckdb_path" in message and "LOCAL__DUCKDB_PATH" in message
+    assert str(warehouse) in message and "not a DuckDB database file" in message
+
+
+def test_a_duckdb_file_not_there_yet_in_an_existing_folder_passes_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "new.duckdb"))
+    check_destination(make_pipeline("currencies", "currencies"))
+    assert not (tmp_path / "new.duckdb").exists()

@@ -20,7 +20,7 @@ from pipelines import currencies
 from sandbox.frankfurter import FrankfurterServer
 from sources.currencies import currencies_source
 from utils.destinations import make_pipeline
-from utils.errors import DeterministicError, PermanentPipelineError
+from utils.errors import DeterministicError, PermanentPipelineError, PipelineError
 from utils.run_engine import (
     classify_type,
     dlt_private,
@@ -305,3 +305,23 @@ def test_a_run_opens_the_duckdb_file_once(
         assert con.execute("select count(*) from currencies.currencies").fetchone() == (
             len(frankfurter.currencies),
         )
+
+
+def test_a_destination_failure_while_checking_for_dropped_tables_is_translated(
+    frankfurter: FrankfurterServer, warehouse: Path
+) -> None:
+    # After a first run the engine asks the destination which tables were dropped before extracting;
+    # that question went to dlt outside any step, so its error escaped untranslated (a raw traceback).
+    currencies.run()
+    for leftover in warehouse.parent.glob(f"{warehouse.name}.wal"):
+        leftover.unlink()
+    # A DuckDB header (it passes the file check) over a body DuckDB cannot read.
+    warehouse.write_bytes(bytes(8) + b"DUCK" + b"\xff" * 4096)
+
+    with pytest.raises(PipelineError) as caught:
+        currencies.run()
+
+    message = str(caught.value)
+    assert "Pipeline 'currencies'" in message
+    assert "checking the destination for dropped tables" in message, message
+    assert "Corrupt database file" in message, message  # DuckDB's reason, in one line

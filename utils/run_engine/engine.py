@@ -28,6 +28,7 @@ from typing import Any
 import dlt
 from dlt.common.configuration.exceptions import ConfigFieldMissingException, InvalidNativeValue
 from dlt.common.destination.exceptions import DestinationTerminalException, DestinationUndefinedEntity
+from dlt.common.exceptions import DltException
 from dlt.common.pipeline import LoadInfo
 from dlt.common.schema.exceptions import DataValidationError
 from dlt.common.schema.utils import get_root_table, has_table_seen_data
@@ -187,6 +188,38 @@ def has_refresh_package(pipeline: dlt.Pipeline, load_ids: list[str]) -> bool:
     return False
 
 
+@contextmanager
+def destination_step(pipeline: dlt.Pipeline, doing: str, kept: str = _KEPT) -> Iterator[None]:
+    """Translate a dlt error raised while the engine itself talks to the destination (not in a step).
+
+    The same rule as `translate` (`utils.run_engine.failures`): one line a person can act on,
+    permanent when no retry can fix it, transient otherwise; dlt's error stays chained.
+
+    Args:
+        pipeline: The pipeline whose destination is being talked to.
+        doing: What the engine was doing, for the message ("checking ... for dropped tables").
+        kept: What happens to pending data, appended to a transient error's message.
+
+    Raises:
+        DeterministicError: A failure no retry can fix.
+        PipelineError: A failure that may heal.
+    """
+    try:
+        yield
+    except PipelineError:
+        raise
+    except DltException as exc:
+        name = pipeline.pipeline_name
+        if is_permanent(exc):
+            raise DeterministicError(
+                f"Pipeline '{name}' failed {doing}: {first_cause_line(exc)}. This fails the same way "
+                "on every retry, so it is not retried: change the setting it names, then run again."
+            ) from exc
+        raise PipelineError(
+            f"Pipeline '{name}' failed {doing}: {first_cause_line(exc)}. {kept}".rstrip()
+        ) from exc
+
+
 def translate(pipeline: dlt.Pipeline, exc: PipelineStepFailed) -> PipelineError:
     """The error a person reads for a failed step, permanent when no retry can fix it.
 
@@ -299,7 +332,8 @@ def _recreate_dropped_tables(
         (one run does it all), else unchanged, after a first run of the affected resources only
         (its load info appended to `refills`).
     """
-    missing = missing_tables(pipeline)
+    with destination_step(pipeline, "checking the destination for dropped tables"):
+        missing = missing_tables(pipeline)
     if not missing:
         return options
     schema = pipeline.default_schema
@@ -390,7 +424,7 @@ def _report(
         row_counts=dict(sorted(totals.items())),
         finished_load_ids=[i for i in pending if i not in load_ids],
         rows_per_load=per_load,
-        rows_in_table=_finish_in_destination(pipeline, loaded, destination),
+        rows_in_table=_counted_after_load(pipeline, loaded, destination),
         duration_seconds=duration,
         notes=notes,
     )
@@ -398,6 +432,11 @@ def _report(
     for line in summary.lines():
         log.info(line)
     return summary
+
+
+def _counted_after_load(pipeline: dlt.Pipeline, tables: list[str], destination: str) -> dict[str, int]:
+    with destination_step(pipeline, "emptying the staging tables and counting rows after the load", kept=""):
+        return _finish_in_destination(pipeline, tables, destination)
 
 
 def _finish_in_destination(pipeline: dlt.Pipeline, tables: list[str], destination: str) -> dict[str, int]:
