@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from dlt.common.data_types.typing import TDataType
@@ -44,6 +44,7 @@ from sources.hubspot.settings import (
     PROPERTY_TYPE_OVERRIDES,
 )
 from utils.errors import MalformedPayloadError
+from utils.json_numbers import fit_decimal
 
 logger = logging.getLogger(__name__)
 
@@ -510,27 +511,7 @@ def parse_decimal(text: str) -> Decimal:
     """
     if _PLAIN_DECIMAL.fullmatch(text):  # the common case, decided by the regular expression alone
         return Decimal(text)
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(text) from None
-    if not number.is_finite():
-        raise ValueError(text)
-    sign, raw_digits, exponent = number.as_tuple()
-    digits = list(raw_digits)
-    assert isinstance(exponent, int)  # finite
-    while len(digits) > 1 and digits[-1] == 0:
-        digits.pop()
-        exponent += 1
-    while len(digits) > 1 and digits[0] == 0:
-        digits.pop(0)
-    if digits == [0]:
-        return Decimal(0)
-    if -exponent > NUMBER_SCALE or len(digits) + exponent > NUMBER_PRECISION - NUMBER_SCALE:
-        raise ValueError(text)
-    if exponent > 0:  # without an exponent, so "1E+3" loads as 1000
-        digits, exponent = digits + [0] * exponent, 0
-    return Decimal((sign, tuple(digits), exponent))
+    return fit_decimal(text, NUMBER_PRECISION, NUMBER_SCALE)
 
 
 def parse_datetime(text: str) -> datetime:
