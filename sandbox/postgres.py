@@ -431,7 +431,12 @@ class PostgresServer(StandIn):
                 try:
                     process.wait(_STOP_TIMEOUT_S)
                 except subprocess.TimeoutExpired:
-                    # SIGQUIT is the "immediate" shutdown; SIGKILL if even that hangs.
+                    # SIGQUIT is the "immediate" shutdown; SIGKILL if even that hangs. Said on
+                    # stderr, so a slow stop on a loaded machine can be told from a hang.
+                    print(
+                        f"PostgreSQL did not stop within {_STOP_TIMEOUT_S:.0f} s; immediate shutdown",
+                        file=sys.stderr,
+                    )
                     process.send_signal(signal.SIGQUIT)
                     try:
                         process.wait(5)

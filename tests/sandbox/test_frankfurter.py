@@ -563,4 +563,4 @@ def test_module_runs_as_a_script() -> None:
         assert requests.get(f"{base_url}/2010-01-01..2010-02-01", timeout=10).content == expected
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=60)

@@ -472,7 +472,7 @@ def test_command_line_serves_and_never_prints_the_token() -> None:
         response = requests.get(base_url + CONTACTS_PATH, headers=AUTH, timeout=10)
     finally:
         process.terminate()
-        output, errors = process.communicate(timeout=10)
+        output, errors = process.communicate(timeout=60)
 
     assert base_url.startswith("http://127.0.0.1:")
     assert response.status_code == 200
