@@ -236,6 +236,16 @@ def test_integer_and_text_widths_follow_the_source(catalogue: CatalogueMutator, 
     columns = products_pipeline.pipeline().default_schema.get_table("products")["columns"]
     assert columns["currency"]["precision"] == 3  # char(3): VARCHAR(3) on Snowflake
     assert SPECIAL_VALUES_COLUMN not in types  # only written once a special value is seen
+    # The load files carry the planned types too, not the reader's decimal128(38,10) and int64,
+    # so the destination does not convert every value again (issue 14).
+    import pyarrow.parquet as pq
+
+    files = sorted(Path(products_pipeline.pipeline().working_dir).glob("load/loaded/*/*/products.*.parquet"))
+    assert files
+    for file in files:
+        schema = pq.read_schema(file)
+        assert str(schema.field("price").type) == "decimal128(12, 2)"
+        assert str(schema.field("stock").type) == "int32"
 
 
 def test_an_extension_type_is_refused_before_anything_is_read(
