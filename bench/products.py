@@ -27,8 +27,11 @@ is its own) and, for full loads, into a fresh DuckDB file:
   xmin cursor would need instead.
 
   incremental runs (--incremental-sizes, e.g. 1000000,3000000): one full load per variant (not
-  timed), then every round changes --changed products and runs each variant again: the rows it
-  read, and its whole-process and in-process time.
+  timed), then every round changes --changed products and runs each variant again as the command
+  a user runs, `python -m pipelines products` (from the variant's checkout): its whole-process
+  wall and CPU time; then, untimed, the rows it read and dlt's step times from the trace dlt saved.
+  "in-proc" is there the duration of dlt's `pipeline.run` in that trace (extract, normalise, load;
+  not the engine's checks before it nor its report after).
 
 Each figure is reported as the median of the rounds with min and max, beside the load average,
 because the machine is shared. "process" is the wall time of the whole process (interpreter start
@@ -66,6 +69,19 @@ def worker(variant: str, workdir: Path) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     credentials = json.loads(os.environ["BENCH_PG"])
     started_imports = time.perf_counter()
+    if variant == "trace":  # what the last run in this working directory did, from dlt's trace
+        import dlt
+
+        imported = time.perf_counter()
+        trace = dlt.attach(pipeline_name="products").last_trace
+        counts = trace.last_normalize_info.row_counts if trace.last_normalize_info else {}
+        return {
+            "rows": counts.get("products", 0),
+            "seconds": (trace.finished_at - trace.started_at).total_seconds(),
+            "imports": None,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "steps": {s.step: (s.finished_at - s.started_at).total_seconds() for s in trace.steps},
+        }
     if variant not in ("adbc", "duckdb-pg"):  # ours, before, sqlalchemy and --alt variants
         from pipelines.products import pipeline, run
 
@@ -151,16 +167,10 @@ def _load_postgres_extension(con: Any) -> None:
 # -- parent: seed, run processes, summarise ------------------------------------------------------
 
 
-def run_process(
-    variant: str,
-    workdir: Path,
-    credentials: dict[str, Any],
-    *,
-    python: str,
-    tree: Path,
-    extra_env: dict[str, str],
-) -> dict[str, Any]:
-    """Run one variant as a whole process; add its wall time, CPU time and peak RSS as the OS saw them."""
+def variant_env(
+    variant: str, workdir: Path, credentials: dict[str, Any], tree: Path, extra_env: dict[str, str]
+) -> dict[str, str]:
+    """The environment of a variant's process: its DuckDB file, dlt working directory and settings."""
     env = {
         **os.environ,
         "DLT__DESTINATION": "duckdb",
@@ -174,6 +184,20 @@ def run_process(
         env["PYTHONPATH"] = str(tree)
     if variant == "sqlalchemy":
         env["SOURCES__PRODUCTS__BACKEND"] = "sqlalchemy"
+    return env
+
+
+def run_process(
+    variant: str,
+    workdir: Path,
+    credentials: dict[str, Any],
+    *,
+    python: str,
+    tree: Path,
+    extra_env: dict[str, str],
+) -> dict[str, Any]:
+    """Run one variant as a whole process; add its wall time, CPU time and peak RSS as the OS saw them."""
+    env = variant_env(variant, workdir, credentials, tree, extra_env)
     started = time.perf_counter()
     child = subprocess.Popen(
         [python, str(Path(__file__).resolve()), "--worker", variant, "--workdir", str(workdir)],
@@ -210,6 +234,40 @@ def measure(
     return result
 
 
+def measure_command(
+    variant: str, workdir: Path, credentials: dict[str, Any], settings: dict[str, Any]
+) -> dict[str, Any]:
+    """Run `python -m pipelines products` from the variant's checkout as a user would, timed whole.
+
+    Its wall and CPU time; then, in another process that is not timed, the rows read and the step
+    times from the trace dlt saved in the working directory.
+    """
+    python, tree = settings["python"].get(variant, sys.executable), settings["trees"].get(variant, ROOT)
+    extra_env = {**settings["env"], **settings["alt"].get(variant, {})}
+    env = variant_env(variant, workdir, credentials, tree, extra_env)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            [python, "-m", "pipelines", "products"], cwd=tree, env=env, stdout=out, stderr=err
+        )
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own CPU time and peak RSS
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    if child.returncode != 0:
+        raise SystemExit(f"variant {variant} failed:\n{stderr[-3000:]}")
+    if "nanobind" in stderr:
+        raise SystemExit(f"variant {variant} printed nanobind leak lines at exit:\n{stderr[-3000:]}")
+    result = run_process("trace", workdir, credentials, python=python, tree=tree, extra_env=extra_env)
+    return {
+        **result,
+        "process": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -231,7 +289,7 @@ def summarise(title: str, results: dict[str, list[dict[str, Any]]], reference: s
         print(
             f"{variant:<11} {rows:>9,.0f} {cell([r['process'] for r in runs]):>19} "
             f"{cell([r['seconds'] for r in runs]):>19} {cell([r['cpu'] for r in runs]):>19} "
-            f"{statistics.median(r['imports'] for r in runs):>9.2f} {max(r['peak_rss_mb'] for r in runs):>11.0f}"
+            f"{_imports(runs):>9} {max(r['peak_rss_mb'] for r in runs):>11.0f}"
         )
     steps = {v: runs for v, runs in results.items() if runs[0]["steps"]}
     for variant, runs in steps.items():
@@ -259,6 +317,11 @@ def summarise(title: str, results: dict[str, list[dict[str, Any]]], reference: s
                         f"{statistics.median(ratios):.2f}x "
                         f"[{min(ratios):.2f}-{max(ratios):.2f}]"
                     )
+
+
+def _imports(runs: list[dict[str, Any]]) -> str:
+    known = [r["imports"] for r in runs if r.get("imports") is not None]
+    return f"{statistics.median(known):.2f}" if known else "-"
 
 
 def full_loads(
@@ -301,7 +364,7 @@ def incremental_runs(
         mutator.update_products(changed)
         order = variants[round_no % len(variants) :] + variants[: round_no % len(variants)]
         for variant in order:
-            result = measure(variant, workdirs[variant], credentials, settings)
+            result = measure_command(variant, workdirs[variant], credentials, settings)
             results[variant].append(result)
             print(
                 f"  round {round_no + 1} {variant:<10} process {result['process']:6.2f} s  in-proc "

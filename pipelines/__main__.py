@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pipelines
+from utils import gc_settings
 from utils.errors import PipelineError
 
 _log = logging.getLogger("pipelines")
@@ -65,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with report_to(_log), toml_errors_named():
             module = importlib.import_module(f"pipelines.{args.name}")
+            gc_settings.imports_loaded()  # see utils/gc_settings.py (nothing unless run as a command)
             module.run(**options)
     except PipelineError as exc:
         print(f"{args.name} failed: {exc}", file=sys.stderr)
@@ -78,5 +80,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def run_as_command() -> None:
+    """`main()` as the whole process: collections deferred past the imports, no teardown at exit.
+
+    See utils/gc_settings.py: about half a second of CPU per run on this project's 2-core machine,
+    the same exit status, output and files.
+    """
+    gc_settings.defer_collection()
+    try:
+        status = main()
+    except BaseException:  # SystemExit from --help or a wrong argument too: a normal exit
+        gc_settings.restore_collection()
+        raise
+    gc_settings.exit_process(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_command()

@@ -46,6 +46,49 @@ def test_a_run_loads_and_prints_the_report(frankfurter: FrankfurterServer, wareh
         )
 
 
+# The command run as `python -m pipelines` does, with every collection the process makes said on stderr.
+COUNTING_COLLECTIONS = """
+import gc, runpy, sys
+def said(phase, info):
+    if phase == "start":
+        sys.stderr.write(f"collecting generation {info['generation']}\\n")
+gc.callbacks.append(said)
+sys.argv = ["pipelines", *sys.argv[1:]]
+runpy.run_module("pipelines", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_a_run_as_a_command_never_walks_every_object_and_leaves_its_files_complete(
+    frankfurter: FrankfurterServer, warehouse: Path
+) -> None:
+    # Issue 14 (a process's fixed cost): no collection while the modules load, the loaded modules
+    # frozen out of later collections, and no teardown at exit (utils/gc_settings.py) - so no
+    # collection of the oldest generation at all, where a normal exit ends with one over every
+    # object. What a user needs is all there: the report, the exit status, a closed database
+    # (DuckDB checkpoints it when the last connection closes, leaving no write-ahead log), dlt's
+    # working directory (the next run finds nothing left pending), and no nanobind lines.
+    env = {**os.environ, "SOURCES__CURRENCIES__BASE_URL": frankfurter.base_url}
+    command = [sys.executable, "-c", COUNTING_COLLECTIONS, "currencies"]
+
+    first = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert f"currencies: {len(frankfurter.currencies)} rows into duckdb" in first.stdout
+    assert "collecting generation 2" not in first.stderr
+    assert "nanobind" not in first.stderr
+    assert not warehouse.with_name(f"{warehouse.name}.wal").exists()
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from currencies.currencies").fetchone() == (
+            len(frankfurter.currencies),
+        )
+    again = run_command("currencies", env={"SOURCES__CURRENCIES__BASE_URL": frankfurter.base_url})
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "left by an earlier try" not in again.stdout
+    assert f"currencies: {len(frankfurter.currencies)} rows into duckdb" in again.stdout
+
+
 def test_a_refused_connection_is_one_line_first_and_the_traceback_only_with_debug() -> None:
     env = {"SOURCES__CURRENCIES__BASE_URL": "http://127.0.0.1:9/v1"}
 

@@ -307,6 +307,30 @@ def test_a_run_opens_the_duckdb_file_once(
         )
 
 
+def test_every_client_of_a_run_shares_one_duckdb_connection(
+    frankfurter: FrankfurterServer, warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 14 (per-run fixed cost): the destination's credentials are resolved once, before
+    # extraction, and pinned: dlt then takes them as they are in every client it makes instead of
+    # resolving them again (about 30 times per products run), and every client borrows a session
+    # from their one connection pool instead of connecting to the database again.
+    currencies.run()  # the first load creates the tables
+    connects: list[str] = []
+    connect = duckdb.connect
+
+    def counting_connect(database: str = ":memory:", *args: object, **kwargs: object) -> object:
+        if str(database) == str(warehouse):
+            connects.append(str(database))
+        return connect(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(duckdb, "connect", counting_connect)
+
+    report = currencies.run()
+
+    assert report.rows_in_table == {"currencies": len(frankfurter.currencies)}
+    assert connects == [str(warehouse)]
+
+
 def test_a_destination_failure_while_checking_for_dropped_tables_is_translated(
     frankfurter: FrankfurterServer, warehouse: Path
 ) -> None:
