@@ -199,9 +199,10 @@ def prepare_destination(pipeline: dlt.Pipeline) -> Any:
     The one code path by which `./dev check-config` (utils.check) and every run (`check_destination`
     in `run_pipeline`) read destination credentials. A Snowflake private key is decoded here in any
     accepted form and put back in the canonical form dlt's strict decoder reads
-    (`utils.snowflake_keys.normalise_credentials`); the resolved credentials of a SQL destination
-    are then handed to the pipeline's destination as explicit values, so the load connects with
-    exactly what was checked, and dlt does not resolve them again for each client it makes.
+    (`utils.snowflake_keys.normalise_credentials`); the resolved settings and credentials of a SQL
+    destination are then handed to the pipeline's destination as explicit values, so the load
+    connects with exactly what was checked, and dlt does not resolve them again for each client it
+    makes (`_pin_resolved_settings`).
 
     Args:
         pipeline: The pipeline whose destination to resolve.
@@ -254,14 +255,42 @@ def prepare_destination(pipeline: dlt.Pipeline) -> Any:
         from utils.snowflake_keys import normalise_credentials
 
         normalise_credentials(credentials)
-    if destination_type in SQL_DESTINATIONS and getattr(credentials, "is_resolved", lambda: False)():
-        # Pinned as explicit, resolved credentials: dlt takes them as they are in every later client
-        # of the run (the schema and state sync, each load job, the row counts) instead of resolving
-        # every credentials field through every provider again - dlt does that about 30 times per
-        # run, 2 ms each here - and every client then borrows from the one connection pool of these
-        # credentials (for DuckDB: a session on the database the run engine keeps open).
-        pipeline.destination.config_params["credentials"] = credentials
+    if destination_type in SQL_DESTINATIONS:
+        _pin_resolved_settings(pipeline, config)
     return config
+
+
+# Settings dlt sets for each client it makes (the dataset, the staging destination's own
+# configuration): never pinned.
+_PER_CLIENT_SETTINGS = frozenset(
+    {"destination_type", "dataset_name", "default_schema_name", "staging_config", "as_staging_destination"}
+)
+
+
+def _pin_resolved_settings(pipeline: dlt.Pipeline, config: Any) -> None:
+    """Hand the resolved destination settings to the pipeline's destination as explicit values.
+
+    dlt resolves the destination's configuration afresh for every client it makes - the schema and
+    state sync, each load job, the staging emptying, the row counts, and each time it asks for the
+    destination's capabilities: about 40 times in an incremental products run, every setting
+    looked up in every provider under every section, 4-5 ms of CPU each on this project's loaded
+    2-core machine (`time.process_time` around dlt's `resolve_configuration`). Explicit values are
+    taken as they are, so with every setting pinned once resolved (as dlt itself pins the
+    local-file settings of a DuckDB destination) each later resolution is a copy. The credentials are pinned resolved too:
+    every client then borrows from their one connection pool (for DuckDB, a session on the database
+    the run engine keeps open) instead of opening a connection of its own. The values are the ones
+    dlt resolved, so nothing a setting says changes.
+    """
+    if not config.is_resolved():
+        return
+    params = pipeline.destination.config_params
+    for name in config.get_resolvable_fields():
+        if name not in _PER_CLIENT_SETTINGS:
+            params[name] = getattr(config, name, None)  # an explicit None is taken as it is too
+    if pipeline.staging is None and "staging_config" in config.get_resolvable_fields():
+        # Without a staging destination dlt leaves it None, but still tries to resolve an embedded
+        # staging configuration each time (half of what was left of each resolution).
+        params["staging_config"] = None
 
 
 def _refuse_file_named_like_dataset(pipeline: dlt.Pipeline, database: str | None) -> None:

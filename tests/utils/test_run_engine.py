@@ -8,18 +8,23 @@ import logging
 import pkgutil
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dlt
 import duckdb
 import pytest
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.providers.provider import ConfigProvider
+from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 from dlt.common.exceptions import TerminalException, TransientException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import currencies
 from sandbox.frankfurter import FrankfurterServer
 from sources.currencies import currencies_source
-from utils.destinations import make_pipeline
+from utils.destinations import check_destination, make_pipeline
 from utils.errors import DeterministicError, PermanentPipelineError, PipelineError
 from utils.run_engine import (
     classify_type,
@@ -329,6 +334,59 @@ def test_every_client_of_a_run_shares_one_duckdb_connection(
 
     assert report.rows_in_table == {"currencies": len(frankfurter.currencies)}
     assert connects == [str(warehouse)]
+
+
+class _CountingProvider(ConfigProvider):
+    """A dlt configuration provider that holds nothing and counts the lookups of one key."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.asked = 0
+
+    def get_value(
+        self, key: str, hint: type[Any], pipeline_name: str | None, *sections: str
+    ) -> tuple[None, str]:
+        if key == self.key:
+            self.asked += 1
+        return None, key
+
+    @property
+    def supports_secrets(self) -> bool:
+        return True
+
+    @property
+    def supports_sections(self) -> bool:
+        return True
+
+    @property
+    def name(self) -> str:
+        return "counting"
+
+
+@contextmanager
+def counting_lookups(key: str) -> Iterator[_CountingProvider]:
+    provider = _CountingProvider(key)
+    dlt.config.register_provider(provider)
+    try:
+        yield provider
+    finally:
+        Container()[PluggableRunContext].providers.providers.remove(provider)
+
+
+def test_a_run_reads_the_destination_settings_once(frankfurter: FrankfurterServer, warehouse: Path) -> None:
+    # Issue 14 (per-run fixed cost): dlt resolves the destination's configuration for every client it
+    # makes and every time it asks for the capabilities - each setting looked up in every provider
+    # under every section, about 40 times per products run. The engine resolves it once, before
+    # extracting, and pins the values, so every later resolution takes them as they are.
+    currencies.run()  # the first load creates the tables
+    with counting_lookups("create_indexes") as once:  # a DuckDB setting nobody sets here
+        check_destination(currencies.pipeline())
+    with counting_lookups("create_indexes") as run:
+        report = currencies.run()
+
+    assert report.rows_in_table == {"currencies": len(frankfurter.currencies)}
+    assert once.asked > 0
+    assert run.asked == once.asked
 
 
 def test_a_destination_failure_while_checking_for_dropped_tables_is_translated(
