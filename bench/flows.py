@@ -10,9 +10,12 @@ PREFECT_HOME and SQLite file, on loopback), then runs, as whole processes, inter
                in the process (opt-in: --ephemeral; it alone takes several seconds)
 
 and prints each one's wall and CPU time (median [min-max]) and the flow's overhead over `run()`
-(target: <= 1.5 s against a running server), beside the load average.
+(target: <= 1.5 s against a running server), beside the load average. --before-tree times another
+checkout's run() and flow in the same rounds; --anatomy then traces one more flow process: when each
+phase ends (Prefect imported, flow and task started, pipeline imported, lock, run(), artifact, the
+heartbeat thread joined, exit handlers, process end) and every request it made to the Prefect API.
 
-    uv run python bench/flows.py --pipeline currencies --rounds 5 --ephemeral
+    uv run python bench/flows.py --pipeline currencies --rounds 5 --ephemeral --anatomy
 """
 
 from __future__ import annotations
@@ -58,7 +61,169 @@ def cell(values: list[float]) -> str:
     return f"{statistics.median(values):6.2f} [{min(values):5.2f}-{max(values):5.2f}]"
 
 
+ANATOMY_CHILD = "--anatomy-child"
+
+
+def anatomy_child(script: str) -> None:
+    """Run `script` as a flow process would, noting when each phase ends and every API request.
+
+    Prints one JSON line to stderr from the last exit handler; the parent adds when the process ended.
+    """
+    import atexit
+    import contextlib
+    import gc
+    import importlib
+    import json
+    import runpy
+    import threading
+
+    started_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    since_start = uptime - started_ticks / os.sysconf("SC_CLK_TCK")  # process age at `t0`
+    t0 = time.perf_counter()
+
+    def now() -> float:
+        return time.perf_counter() - t0 + since_start
+
+    marks: list[tuple[str, float, float]] = []
+    requests: list[tuple[float, float, str, str]] = []
+
+    def mark(what: str) -> None:
+        marks.append((what, now(), time.process_time()))
+
+    import httpx
+
+    sync_send, async_send = httpx.Client.send, httpx.AsyncClient.send
+
+    def send(self: httpx.Client, request: httpx.Request, *args: Any, **kwargs: Any) -> httpx.Response:
+        start = now()
+        try:
+            return sync_send(self, request, *args, **kwargs)
+        finally:
+            requests.append((start, now() - start, request.method, request.url.path))
+
+    async def asend(
+        self: httpx.AsyncClient, request: httpx.Request, *args: Any, **kwargs: Any
+    ) -> httpx.Response:
+        start = now()
+        try:
+            return await async_send(self, request, *args, **kwargs)
+        finally:
+            requests.append((start, now() - start, request.method, request.url.path))
+
+    httpx.Client.send = send  # type: ignore[method-assign]
+    httpx.AsyncClient.send = asend  # type: ignore[method-assign]
+    thread_join = threading.Thread.join
+
+    def join(self: threading.Thread, timeout: float | None = None) -> None:
+        start = now()
+        thread_join(self, timeout)
+        if now() - start > 0.005:
+            marks.append((f"joined thread {self.name} ({now() - start:.2f} s)", now(), time.process_time()))
+
+    threading.Thread.join = join  # type: ignore[method-assign]
+
+    def report() -> None:
+        mark("last exit handler")
+        print(
+            "ANATOMY "
+            + json.dumps(
+                {"marks": marks, "requests": requests, "epoch": time.time(), "frozen": gc.get_freeze_count()}
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+
+    atexit.register(report)
+    mark("interpreter ready")
+    importlib.import_module("flows")  # its collector settings first, as in `python flows/<name>.py`
+    import prefect
+
+    mark("prefect imported")
+    sys.path.insert(0, os.getcwd())
+    module = runpy.run_path(script, run_name="flow_module")
+    mark("flow module loaded")
+    import flows.common
+
+    lock = flows.common.pipeline_lock
+    publish = flows.common.publish_load_report
+
+    @contextlib.contextmanager
+    def traced_lock(name: str, *args: Any, **kwargs: Any) -> Any:
+        mark("pipeline imported, lock asked for")
+        with lock(name, *args, **kwargs):
+            mark("lock taken")
+            yield
+            mark("pipeline run() returned")
+        mark("lock released")
+
+    def traced_publish(report: Any) -> None:
+        publish(report)
+        mark("load report artifact created")
+
+    flows.common.pipeline_lock = traced_lock  # type: ignore[assignment]
+    flows.common.publish_load_report = traced_publish  # type: ignore[assignment]
+    [flow] = [v for v in module.values() if isinstance(v, prefect.Flow)]
+    [task] = [v for v in module.values() if isinstance(v, prefect.Task)]
+    task_fn, flow_fn = task.fn, flow.fn
+
+    def traced_task(*args: Any, **kwargs: Any) -> Any:
+        mark("task body started")
+        try:
+            return task_fn(*args, **kwargs)
+        finally:
+            mark("task body ended")
+
+    def traced_flow(*args: Any, **kwargs: Any) -> Any:
+        mark("flow body started")
+        try:
+            return flow_fn(*args, **kwargs)
+        finally:
+            mark("flow body ended")
+
+    task.fn = traced_task
+    flow.fn = traced_flow
+    flow()
+    mark("flow call returned")
+
+
+def anatomy(command: list[str], env: dict[str, str]) -> None:
+    """One more flow process, traced: when each phase ended (wall and CPU) and every API request."""
+    import json
+    import re
+
+    child = [command[0], str(Path(__file__).resolve()), ANATOMY_CHILD, *command[1:]]
+    cwd = env.get("PYTHONPATH", str(ROOT))
+    done = subprocess.run(child, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    ended = time.time()
+    found = [line for line in done.stderr.splitlines() if line.startswith("ANATOMY ")]
+    if done.returncode != 0 or not found:
+        raise SystemExit(f"anatomy run failed:\n{done.stderr[-3000:]}")
+    data = json.loads(found[-1][len("ANATOMY ") :])
+    marks = [*data["marks"], ["process ended", data["marks"][-1][1] + ended - data["epoch"], None]]
+    print(f"\nanatomy of one flow process ({' '.join(command[1:])}), load {loadavg()}:")
+    print(f"  {'phase ends':<44} {'at s':>7} {'wall s':>7} {'cpu at s':>8}")
+    previous = 0.0
+    for what, at, cpu in marks:
+        cpu_text = f"{cpu:8.2f}" if cpu is not None else f"{'':>8}"
+        print(f"  {what:<44} {at:7.2f} {at - previous:7.2f} {cpu_text}")
+        previous = at
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    by_route: dict[str, list[float]] = {}
+    for _start, duration, method, path in data["requests"]:
+        by_route.setdefault(f"{method} {uuid.sub('{id}', path)}", []).append(duration)
+    total = sum(duration for _s, duration, _m, _p in data["requests"])
+    print(f"  {len(data['requests'])} API requests, {total:.2f} s in all (some overlap the run):")
+    for route, durations in sorted(by_route.items(), key=lambda item: -sum(item[1])):
+        print(f"    {len(durations):2d} x {route:<62} {sum(durations):6.3f} s")
+    print(f"  objects frozen by flows.common: {data['frozen']:,}")
+
+
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == ANATOMY_CHILD:
+        anatomy_child(sys.argv[2])
+        return
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "--pipeline", default="currencies", help="a pipeline served by the Frankfurter sandbox"
@@ -66,6 +231,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
         "--ephemeral", action="store_true", help="also time the flow with an ephemeral server"
+    )
+    parser.add_argument(
+        "--anatomy",
+        action="store_true",
+        help="after the rounds, trace one more flow process: its phases and API requests",
     )
     parser.add_argument(
         "--before-tree",
@@ -127,6 +297,10 @@ def main() -> None:
                         f"  load {loadavg()}",
                         flush=True,
                     )
+            if args.anatomy:
+                anatomy(*commands["flow"])
+                if args.before_tree:
+                    anatomy(*commands["flow-before"])
         finally:
             server.stop()
 

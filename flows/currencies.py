@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRIES, RETRY_DELAYS_SECONDS, retry_unless_permanent, run_and_report
 from utils.load_summary import LoadSummary
@@ -12,6 +13,9 @@ from utils.load_summary import LoadSummary
     retries=RETRIES,
     retry_delay_seconds=RETRY_DELAYS_SECONDS,
     retry_condition_fn=retry_unless_permanent,
+    # A load must run every time it is called: never skipped as cached, its result kept in memory only.
+    cache_policy=NO_CACHE,
+    persist_result=False,
 )
 def load_currencies() -> LoadSummary:
     """Run the currencies pipeline under its lock and publish what it loaded."""
