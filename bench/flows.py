@@ -77,6 +77,8 @@ def anatomy_child(script: str) -> None:
     import runpy
     import threading
 
+    # The tree being timed (its working directory), not the one this file is in (--before-tree).
+    sys.path.insert(0, os.getcwd())
     started_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
     uptime = float(Path("/proc/uptime").read_text().split()[0])
     since_start = uptime - started_ticks / os.sysconf("SC_CLK_TCK")  # process age at `t0`
@@ -140,7 +142,6 @@ def anatomy_child(script: str) -> None:
     import prefect
 
     mark("prefect imported")
-    sys.path.insert(0, os.getcwd())
     module = runpy.run_path(script, run_name="flow_module")
     mark("flow module loaded")
     import flows.common
