@@ -66,7 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with report_to(_log), toml_errors_named():
             module = importlib.import_module(f"pipelines.{args.name}")
-            gc_settings.imports_loaded()  # see utils/gc_settings.py (nothing unless run as a command)
             module.run(**options)
     except PipelineError as exc:
         print(f"{args.name} failed: {exc}", file=sys.stderr)

@@ -36,6 +36,7 @@ from dlt.common.storages.exceptions import LoadPackageNotFound
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.sources import DltResource, DltSource
 
+from utils import gc_settings
 from utils.config_keys import env_names, missing_keys
 from utils.destinations import SQL_DESTINATIONS, check_destination
 from utils.errors import (
@@ -108,6 +109,10 @@ def _run(pipeline: dlt.Pipeline, source: Source, started: float, run_options: di
             log.info("%s: the pending package is the full refresh; this try runs incrementally", name)
             run_options = {**run_options, "refresh": None}
     data = _build(pipeline, source, refresh=bool(run_options.get("refresh")))
+    # The pipeline, its destination client and its source are built: what they imported (dlt's
+    # runtime, the database drivers) is loaded for good. In a process run as a command, collecting
+    # starts here, past those objects (utils/gc_settings.py); elsewhere this does nothing.
+    gc_settings.imports_loaded()
     try:
         if pipeline.has_pending_data:
             # `run()` would load only these and skip extraction: load them first, then extract.
