@@ -49,6 +49,7 @@ def run(full_refresh: bool = False, reconcile: bool = False) -> LoadSummary:
         The load report (rows per table and load package, table sizes, duration, reconciliation).
     """
     products = pipeline()
+    first_load_partitions = dlt.config.get(first_load.PARTITIONS_KEY, int) or first_load.PARTITIONS
     # Tables the run's main source appends whole (the engine builds it first; a later build only
     # refills tables dropped behind dlt's back).
     appended_whole: list[set[str]] = []
@@ -58,7 +59,7 @@ def run(full_refresh: bool = False, reconcile: bool = False) -> LoadSummary:
         # (sources/products/first_load.py); every other run merges. `refresh` is the engine's
         # decision: a requested refresh whose package an earlier try left pending is not repeated.
         data = products_source()
-        chosen = first_load.prepare(products, data, refresh=refresh)
+        chosen = first_load.prepare(products, data, refresh=refresh, partitions=first_load_partitions)
         appended_whole.append({str(data.resources[name].table_name) for name in chosen})
         return data
 

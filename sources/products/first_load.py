@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from dlt.extract.items_transform import MapItem
 
-from sources.products.settings import CURSOR_COLUMN, SOFT_DELETE_COLUMN
+from sources.products.settings import CURSOR_COLUMN, PRIMARY_KEY, SOFT_DELETE_COLUMN
 
 if TYPE_CHECKING:
     import dlt
@@ -46,11 +46,17 @@ if TYPE_CHECKING:
 # Table hint: True when the table's last load appended directly (the fast path), False when it merged.
 FIRST_LOAD_HINT = "x-products-first-load"
 
+# Id ranges a first load reads at once (`read_in_partitions`), overridden by this setting. One by
+# default: on the 2-core machine bench/products.py runs on, two ranges were no faster at 1M rows and
+# cost about 1 s more CPU (issue 14); with more cores, PostgreSQL and the reader may use them.
+PARTITIONS_KEY = "sources.products.first_load_partitions"
+PARTITIONS = 1
+
 # Arrow field metadata marking a cursor field that `mark_cursor_filled` declared not nullable.
 _FILLED_MARK = b"x-products-cursor-filled"
 
 
-def prepare(pipeline: dlt.Pipeline, source: DltSource, *, refresh: bool) -> list[str]:
+def prepare(pipeline: dlt.Pipeline, source: DltSource, *, refresh: bool, partitions: int = 1) -> list[str]:
     """Switch the tables whose destination table is empty (or being replaced) to a direct append.
 
     Also restarts a first load that was killed half-way (see `restart_interrupted_first_loads`),
@@ -60,6 +66,8 @@ def prepare(pipeline: dlt.Pipeline, source: DltSource, *, refresh: bool) -> list
         pipeline: The pipeline that will run `source`.
         source: The products source; its resources are changed in place.
         refresh: The run drops and reloads the source's tables (`refresh="drop_sources"`).
+        partitions: Read each table switched to the fast path in this many id ranges at once
+            (see `read_in_partitions`); 1 reads it in one query.
 
     Returns:
         The names of the resources switched to the fast path.
@@ -76,19 +84,22 @@ def prepare(pipeline: dlt.Pipeline, source: DltSource, *, refresh: bool) -> list
     chosen_names = {r.name for r in chosen}
     for resource in resources:
         if resource.name in chosen_names:
-            append_directly(resource)
+            append_directly(resource, partitions=partitions)
         else:
             # Recorded on every run, so the stored schema tells which path the last run took.
             resource.apply_hints(additional_table_hints={FIRST_LOAD_HINT: False})
     return sorted(chosen_names)
 
 
-def append_directly(resource: DltResource) -> None:
+def append_directly(resource: DltResource, *, partitions: int = 1) -> None:
     """Load `resource` by appending, with its soft-deleted rows dropped on the way.
 
     Args:
         resource: A products table resource (merge on `id`, `hard_delete` on `deleted_at`).
+        partitions: Id ranges to read at once (`read_in_partitions`); 1 reads the table in one query.
     """
+    if partitions > 1:
+        read_in_partitions(resource, partitions)
     resource.apply_hints(
         write_disposition="append",
         # dlt applies `hard_delete` only when merging (and warns otherwise): the step below does it.
@@ -100,6 +111,40 @@ def append_directly(resource: DltResource) -> None:
     # Behind the incremental step, so the cursor still advances past soft-deleted rows - as on the
     # merge path, where they are read, then deleted.
     resource.add_step(AfterFirstLoadIncremental(after_incremental))
+
+
+def read_in_partitions(resource: DltResource, partitions: int) -> bool:
+    """Let connectorx read the table in `partitions` id ranges, over as many connections at once.
+
+    connectorx's `partition_on`/`partition_num` (passed through dlt's `backend_kwargs`) first asks
+    for the lowest and highest id of dlt's query, then runs the query once per id range, each on its
+    own connection, and streams the batches as they come - in no particular order, which only a
+    first load can take: it appends, and the cursor is the maximum over every row. Each range is its
+    own snapshot, which loses nothing: the late-commit guard reads its horizon before any of these
+    queries, so a row committed after one of them started is stamped after the stored cursor and
+    read by the next run (sources/products/late_commits.py).
+
+    Args:
+        resource: A products table resource built by `sources.products.source.catalogue_table`.
+        partitions: The number of id ranges (and connections).
+
+    Returns:
+        True when the reads are partitioned; False for another backend, a non-streaming read or an
+        `id` that is not an integer.
+    """
+    args = resource.explicit_args if resource.args_bound else {}
+    options = args.get("backend_kwargs")
+    if args.get("backend") != "connectorx" or not isinstance(options, dict):
+        return False
+    if options.get("return_type") != "arrow_stream":
+        return False
+    # connectorx splits the range of an integer column only (anything else fails the read).
+    columns = resource.columns if isinstance(resource.columns, dict) else {}
+    if columns.get(PRIMARY_KEY, {}).get("data_type") != "bigint":
+        return False
+    # dlt passes this very dict to its connectorx loader when the resource is extracted.
+    options.update(partition_on=PRIMARY_KEY, partition_num=partitions)
+    return True
 
 
 class AfterFirstLoadIncremental(MapItem):

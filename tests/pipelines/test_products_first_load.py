@@ -268,3 +268,84 @@ def test_after_incremental_leaves_a_field_it_did_not_mark_alone() -> None:
         [pa.array([1], pa.timestamp("us", tz="UTC"))], schema=pa.schema([field])
     )
     assert after_incremental(batch).schema.equals(batch.schema, check_metadata=True)
+
+
+def test_a_first_load_read_in_partitions_loses_and_duplicates_nothing(
+    catalogue: CatalogueMutator,
+    postgres_server: PostgresServer,
+    warehouse: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import connectorx
+    import psycopg2
+
+    monkeypatch.setenv("SOURCES__PRODUCTS__FIRST_LOAD_PARTITIONS", "3")
+    monkeypatch.setenv("SOURCES__PRODUCTS__CHUNK_SIZE", "150")
+    calls: list[dict[str, Any]] = []
+    read_sql = connectorx.read_sql
+
+    def recorded(conn: Any, query: Any, **kwargs: Any) -> Any:
+        calls.append({"query": str(query), **kwargs})
+        return read_sql(conn, query, **kwargs)
+
+    monkeypatch.setattr(connectorx, "read_sql", recorded)
+    catalogue.soft_delete_products(30)
+    # A transaction open during the first load adds a product (the highest id, beyond the ranges
+    # connectorx computes) and commits after it: the late-commit guard must hold the cursor back.
+    late = psycopg2.connect(postgres_server.dsn.replace("+psycopg2", ""))
+    try:
+        with late.cursor() as cur:
+            cur.execute("select now()")
+            started = cur.fetchone()[0]
+            cur.execute(
+                "insert into products (sku, name, category_id, price, currency, stock) "
+                "select 'LATE-1', 'late', min(id), 12.34, 'EUR', 1 from categories returning id"
+            )
+            late_id = cur.fetchone()[0]
+        load()
+        assert took_fast_path()
+        products_reads = [c for c in calls if "FROM products" in c["query"]]
+        assert [(c.get("partition_on"), c.get("partition_num")) for c in products_reads] == [("id", 3)]
+        assert late_id not in destination_rows(warehouse)
+        assert stored_cursor() <= started
+        # Every committed live row once (asserted before the late row commits).
+        assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+        late.commit()
+    finally:
+        late.close()
+    calls.clear()
+    load()  # an incremental run: one query, not partitioned, and the late row arrives
+    assert not took_fast_path()
+    assert all("partition_num" not in c for c in calls)
+    assert late_id in destination_rows(warehouse)
+    assert_destination_equals_source(postgres_server.dsn, warehouse, "products")
+
+
+def test_only_a_streaming_connectorx_read_is_partitioned() -> None:
+    import dlt
+
+    from sources.products.first_load import read_in_partitions
+
+    @dlt.resource(columns={"id": {"data_type": "bigint"}})
+    def plain(backend: str = "connectorx", backend_kwargs: Any = None) -> Any:
+        yield {"id": 1}
+
+    streaming = {"return_type": "arrow_stream", "batch_size": 10}
+    assert read_in_partitions(plain(backend="connectorx", backend_kwargs=streaming), 2)
+    assert streaming == {
+        "return_type": "arrow_stream",
+        "batch_size": 10,
+        "partition_on": "id",
+        "partition_num": 2,
+    }
+    # A whole-table Arrow read or another backend is left alone.
+    whole: dict[str, Any] = {}
+    assert not read_in_partitions(plain(backend="connectorx", backend_kwargs=whole), 2)
+    assert not read_in_partitions(plain(backend="pyarrow", backend_kwargs=streaming), 2)
+    assert whole == {}
+    # An id that is not an integer has no range to split.
+    by_text: dict[str, Any] = {"return_type": "arrow_stream"}
+    text_id = plain(backend="connectorx", backend_kwargs=by_text)
+    text_id.apply_hints(columns={"id": {"data_type": "text"}})
+    assert not read_in_partitions(text_id, 2)
+    assert by_text == {"return_type": "arrow_stream"}
