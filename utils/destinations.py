@@ -17,6 +17,7 @@ the run engine (`utils.run_engine.run_pipeline`), so the rules below hold for al
 from __future__ import annotations
 
 import re
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,7 @@ def prepare_destination(pipeline: dlt.Pipeline) -> Any:
         ConfigFieldMissingException: Required keys did not resolve (dlt's, with the lookup traces).
         ConfigurationError: A value cannot be used; names the setting, never its value.
     """
+    _unpin_settings(pipeline)  # resolved afresh each time: a setting may have changed since
     destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
     section = f"destination.{destination_type}.credentials"
     refuse_ambiguous_url(dlt.secrets.get(section), section)
@@ -267,6 +269,19 @@ _PER_CLIENT_SETTINGS = frozenset(
 )
 
 
+# Each destination's explicit settings as they were before any pinning (the factory's arguments
+# and what dlt itself binds), by destination object.
+_GIVEN_SETTINGS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _unpin_settings(pipeline: dlt.Pipeline) -> None:
+    """Put the destination's explicit settings back as they were before `_pin_resolved_settings`."""
+    destination = pipeline.destination
+    given = _GIVEN_SETTINGS.setdefault(destination, dict(destination.config_params))
+    destination.config_params.clear()
+    destination.config_params.update(given)
+
+
 def _pin_resolved_settings(pipeline: dlt.Pipeline, config: Any) -> None:
     """Hand the resolved destination settings to the pipeline's destination as explicit values.
 
@@ -279,7 +294,8 @@ def _pin_resolved_settings(pipeline: dlt.Pipeline, config: Any) -> None:
     local-file settings of a DuckDB destination) each later resolution is a copy. The credentials are pinned resolved too:
     every client then borrows from their one connection pool (for DuckDB, a session on the database
     the run engine keeps open) instead of opening a connection of its own. The values are the ones
-    dlt resolved, so nothing a setting says changes.
+    dlt resolved, so nothing a setting says changes; the next `prepare_destination` of the same
+    pipeline unpins them first and resolves afresh.
     """
     if not config.is_resolved():
         return

@@ -94,3 +94,20 @@ def test_a_duckdb_file_not_there_yet_in_an_existing_folder_passes_the_check(
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "new.duckdb"))
     check_destination(make_pipeline("currencies", "currencies"))
     assert not (tmp_path / "new.duckdb").exists()
+
+
+def test_each_check_resolves_the_destination_settings_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A check pins what it resolved, so the run's later clients take it as it is (issue 14); the
+    # next check of the same pipeline still sees a setting changed in between.
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "first.duckdb"))
+    pipeline = make_pipeline("currencies", "currencies")
+    first = check_destination(pipeline)
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREATE_INDEXES", "true")
+
+    second = check_destination(pipeline)
+
+    assert first.create_indexes is False
+    assert second.create_indexes is True
+    assert pipeline.destination_client().config.create_indexes is True  # what the run's clients use
