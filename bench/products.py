@@ -20,7 +20,9 @@ is its own) and, for full loads, into a fresh DuckDB file:
                 then pass --duckdb-postgres /tmp/pgext/bin/python
 
     --alt       opt-in (--alt NAME:KEY=VALUE,...): our pipeline with other settings, e.g.
-                nocomp:DATA_WRITER__COMPRESSION=none
+                nocomp:DATA_WRITER__COMPRESSION=none (uncompressed Parquet),
+                part2:SOURCES__PRODUCTS__FIRST_LOAD_PARTITIONS=2 (a first load read in two id
+                ranges at once), onefile:DATA_WRITER__FILE_MAX_ITEMS=100000000 (no file rotation)
 
   guarantees (--guarantees, alone): the key reconciliation's cost after --deleted rows are deleted
   upstream, the rows the late-commit guard re-reads while a transaction stays open, and the scan an
