@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect import Flow, Task, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 
 from flows.lock import pipeline_lock
@@ -65,6 +66,19 @@ def retry_unless_permanent(task: Task[..., object], task_run: TaskRun, state: St
 
         return not is_permanent(exc)
     return True
+
+
+# What every load task is given: `@task(**LOAD_TASK_OPTIONS)`. Retries with growing delays unless
+# the error is permanent; no cache and no persisted result, because a load must run every time it
+# is called (Prefect's default policy hashes inputs and source, and with results persisted would
+# hand a second call in one flow run the first call's result without loading).
+LOAD_TASK_OPTIONS: dict[str, Any] = {
+    "retries": RETRIES,
+    "retry_delay_seconds": RETRY_DELAYS_SECONDS,
+    "retry_condition_fn": retry_unless_permanent,
+    "cache_policy": NO_CACHE,
+    "persist_result": False,
+}
 
 
 def run_and_report(pipeline_name: str, run: Callable[..., LoadSummary], **run_options: Any) -> LoadSummary:
