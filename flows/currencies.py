@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from flows.common import LOAD_TASK_OPTIONS, run_and_report
+from flows.common import LOAD_TASK_OPTIONS, run_and_report, run_as_command
 from utils.load_summary import LoadSummary
 
 
@@ -24,4 +24,4 @@ def currencies_flow() -> LoadSummary:
 
 
 if __name__ == "__main__":
-    currencies_flow()
+    run_as_command(currencies_flow)

@@ -6,7 +6,7 @@ import datetime as dt
 
 from prefect import flow, task
 
-from flows.common import LOAD_TASK_OPTIONS, run_and_report
+from flows.common import LOAD_TASK_OPTIONS, run_and_report, run_as_command
 from utils.load_summary import LoadSummary
 
 
@@ -36,4 +36,4 @@ def exchange_rates_flow(start_date: dt.date | None = None, end_date: dt.date | N
 
 
 if __name__ == "__main__":
-    exchange_rates_flow()
+    run_as_command(exchange_rates_flow)

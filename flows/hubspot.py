@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from flows.common import LOAD_TASK_OPTIONS, run_and_report
+from flows.common import LOAD_TASK_OPTIONS, run_and_report, run_as_command
 from utils.load_summary import LoadSummary
 
 
@@ -29,4 +29,4 @@ def hubspot_flow(full_refresh: bool = False) -> LoadSummary:
 
 
 if __name__ == "__main__":
-    hubspot_flow()
+    run_as_command(hubspot_flow)

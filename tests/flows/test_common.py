@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import duckdb
 import pytest
@@ -232,3 +233,57 @@ def test_a_flow_process_loads_and_exits_without_leak_reports(
         assert con.execute("select count(*) from currencies.currencies").fetchone() == (
             len(frankfurter.currencies),
         )
+    # The process ends without the interpreter's teardown (flows.common.run_as_command), after the
+    # exit handlers: Prefect's ship the last log lines and the report before it goes.
+    flow_run_id = _flow_run_id(done.stdout + done.stderr)
+    assert any("Finished in state Completed()" in line for line in run_logs(flow_run_id))
+    key, _, rows = load_report(flow_run_id)
+    assert key == "currencies-load"
+    assert rows
+
+
+def test_a_failed_flow_process_shows_the_error_and_exits_with_status_1(
+    frankfurter: FrankfurterServer, warehouse: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    root = Path(common.__file__).parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+    # A path the API does not have: answered 404, a permanent error, so no retry waits.
+    env["SOURCES__CURRENCIES__BASE_URL"] = frankfurter.base_url + "/no-such-version"
+    done = subprocess.run(
+        [sys.executable, "flows/currencies.py"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Traceback" in done.stderr
+    assert "UpstreamRequestError" in done.stderr.splitlines()[-1]
+    assert any(
+        "Finished in state Failed" in line for line in run_logs(_flow_run_id(done.stdout + done.stderr))
+    )
+
+
+def _flow_run_id(output: str) -> Any:
+    """The id of the flow run whose name a flow process printed (Prefect logs it on every line)."""
+    import re
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    names = re.findall(r"Flow run '([\w-]+)' - ", output)
+    assert names, output[-3000:]
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[names[-1]]))
+        )
+    return run.id
