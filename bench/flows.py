@@ -186,6 +186,11 @@ def anatomy_child(script: str) -> None:
     flow.fn = traced_flow
     flow()
     mark("flow call returned")
+    if hasattr(flows.common, "run_as_command"):
+        # As this tree's `python flows/<name>.py` ends (flows.common.run_as_command).
+        from utils import gc_settings
+
+        gc_settings.exit_process(0)
 
 
 def anatomy(command: list[str], env: dict[str, str]) -> None:
