@@ -37,16 +37,60 @@ class FlowOutcome:
     message: str = ""
 
 
+# Written into the dlt working directory the demo creates beside a `--warehouse` of the user's
+# choosing: only a directory carrying it (or the repository's own `.local/dlt`) is ever emptied.
+DEMO_MARK = ".created-by-data-pipelines-demo"
+
+# Bytes 8-11 of every DuckDB database file (its header's magic number).
+DUCKDB_MAGIC = b"DUCK"
+
+
+def dlt_data_dir(warehouse: Path) -> Path:
+    """The dlt working directory the demo uses for `warehouse`: `dlt/` beside it."""
+    return warehouse.parent / "dlt"
+
+
+def reset_refusal(warehouse: Path) -> str | None:
+    """Why the demo must not empty what `--warehouse` points at, or None when it may.
+
+    The demo deletes the DuckDB file (and its WAL) and the dlt working directory beside it. That is
+    safe for the repository's own `.local/` and for paths the demo created; anything else may be a
+    user's data: a file that is not a DuckDB database, a directory, or a `dlt/` folder the demo did
+    not create (`./dev demo --warehouse ~/x.duckdb` must never delete `~/dlt`).
+    """
+    if warehouse.is_dir():
+        return f"{warehouse} is a directory; --warehouse takes a DuckDB file"
+    if warehouse.exists() and not _is_duckdb_file(warehouse):
+        return f"{warehouse} exists and is not a DuckDB database file"
+    state = dlt_data_dir(warehouse)
+    if warehouse == DEFAULT_WAREHOUSE or not state.exists():
+        return None
+    if not (state / DEMO_MARK).is_file():
+        return f"{state} exists and was not created by the demo (the demo keeps its dlt state there)"
+    return None
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(12)[8:12] == DUCKDB_MAGIC
+    except OSError:
+        return False
+
+
 def reset_local_state(warehouse: Path) -> None:
     """Start from an empty warehouse and fresh dlt state: the sandbox itself starts afresh each time.
 
     Keeping either across runs of the main job would compare a new sandbox with an old copy of
-    another one's data.
+    another one's data. Call only when `reset_refusal(warehouse)` is None.
     """
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     for path in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
         path.unlink(missing_ok=True)
-    shutil.rmtree(warehouse.parent / "dlt", ignore_errors=True)
+    state = dlt_data_dir(warehouse)
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir()
+    (state / DEMO_MARK).write_text("dlt working directory of `./dev demo`; emptied by its next run.\n")
 
 
 def destination_overrides(environ: Mapping[str, str]) -> list[str]:
@@ -71,7 +115,7 @@ def local_environment(sandbox: Sandbox, warehouse: Path) -> dict[str, str]:
         "LOCAL__DUCKDB_PATH": str(warehouse),
         # dlt's working dirs (state, pending packages) live beside the warehouse, so deleting
         # `.local/` resets both together and state never outlives the data it describes.
-        "DLT_DATA_DIR": str(warehouse.parent / "dlt"),
+        "DLT_DATA_DIR": str(dlt_data_dir(warehouse)),
         # Offline machine: Prefect's temporary server would otherwise log failed telemetry calls.
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
@@ -166,6 +210,14 @@ def main(argv: list[str] | None = None) -> int:
             f"error: {', '.join(overriding)} is set, which would send the demo's data to the DuckDB "
             "file it names. The demo loads a fresh file of its own: unset it, or pass "
             "`--warehouse PATH` to choose that file (it is emptied first).",
+            file=sys.stderr,
+        )
+        return 2
+    refusal = reset_refusal(warehouse)
+    if refusal:
+        print(
+            f"error: {refusal}. The demo empties the file it loads into and the dlt state beside it, "
+            "so it leaves this alone: pass a `--warehouse` path in a new or empty folder.",
             file=sys.stderr,
         )
         return 2

@@ -1,9 +1,10 @@
-"""The main job's guard against a dlt setting that would load the demo into someone else's file."""
+"""The main job's guards: never load into, or empty, a file or folder that is not the demo's own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from sandbox import main_job
@@ -39,3 +40,72 @@ def test_only_destination_credentials_count_as_overrides() -> None:
         "DESTINATION__CREDENTIALS__DATABASE",
         "DESTINATION__DUCKDB__CREDENTIALS",
     ]
+
+
+def test_a_file_that_is_not_a_duckdb_database_is_refused_and_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    mine = tmp_path / "dlt" / "my_own_file.txt"
+    mine.parent.mkdir()
+    mine.write_text("keep me")
+
+    assert main_job.main(["--warehouse", str(notes)]) == 2
+
+    assert "is not a DuckDB database file" in capsys.readouterr().err
+    assert notes.read_text() == "my notes"
+    assert mine.read_text() == "keep me"
+
+
+def test_a_dlt_folder_the_demo_did_not_create_is_refused_and_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--warehouse ~/x.duckdb` beside someone's own ~/dlt.
+    mine = tmp_path / "dlt" / "my_own_file.txt"
+    mine.parent.mkdir()
+    mine.write_text("keep me")
+
+    assert main_job.main(["--warehouse", str(tmp_path / "x.duckdb")]) == 2
+
+    assert f"{tmp_path / 'dlt'} exists and was not created by the demo" in capsys.readouterr().err
+    assert mine.read_text() == "keep me"
+    assert not (tmp_path / "x.duckdb").exists()
+
+
+def test_a_directory_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "data").mkdir()
+    assert main_job.main(["--warehouse", str(tmp_path / "data")]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert (tmp_path / "data").is_dir()
+
+
+def test_the_demos_own_warehouse_and_state_are_emptied_on_the_next_run(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert main_job.reset_refusal(warehouse) is None  # nothing there yet
+    main_job.reset_local_state(warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create table t as select 1 as x")
+    leftover = main_job.dlt_data_dir(warehouse) / "pipelines" / "currencies" / "state.json"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("{}")
+
+    # A second run: the file is a DuckDB database and the state folder carries the demo's mark.
+    assert main_job.reset_refusal(warehouse) is None
+    main_job.reset_local_state(warehouse)
+
+    assert not warehouse.exists()
+    assert not leftover.exists()
+    assert (main_job.dlt_data_dir(warehouse) / main_job.DEMO_MARK).is_file()
+
+
+def test_the_repository_default_is_reset_although_other_tasks_share_its_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `.local/dlt` is also where the other ./dev tasks keep dlt's state (no demo mark there); the
+    # README says the demo starts from an empty `.local/` every time.
+    default = tmp_path / ".local" / "warehouse.duckdb"
+    (tmp_path / ".local" / "dlt" / "pipelines").mkdir(parents=True)
+    monkeypatch.setattr(main_job, "DEFAULT_WAREHOUSE", default)
+    assert main_job.reset_refusal(default) is None
+    assert main_job.reset_refusal(tmp_path / ".local" / "other.duckdb") is not None
