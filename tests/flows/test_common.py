@@ -17,6 +17,7 @@ from prefect.states import Failed
 from flows import common
 from flows.currencies import currencies_flow, load_currencies
 from sandbox.frankfurter import FrankfurterServer
+from sandbox.postgres import CatalogueMutator
 from tests.flows.prefect_api import load_report, run_logs
 from utils.errors import (
     ConfigurationError,
@@ -243,7 +244,7 @@ def test_a_flow_process_loads_and_exits_without_leak_reports(
 
 
 def test_a_failed_flow_process_shows_the_error_and_exits_with_status_1(
-    frankfurter: FrankfurterServer, warehouse: Path
+    catalogue: CatalogueMutator, warehouse: Path
 ) -> None:
     import os
     import subprocess
@@ -254,10 +255,12 @@ def test_a_failed_flow_process_shows_the_error_and_exits_with_status_1(
     root = Path(common.__file__).parents[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
-    # A path the API does not have: answered 404, a permanent error, so no retry waits.
-    env["SOURCES__CURRENCIES__BASE_URL"] = frankfurter.base_url + "/no-such-version"
+    # A rejected password: a permanent error, so no retry waits; DuckDB is loaded by then, whose
+    # bindings reported "leaked" objects at a normal interpreter exit.
+    wrong = "wrong-password-1b7f"
+    env["SOURCES__PRODUCTS__CREDENTIALS__PASSWORD"] = wrong
     done = subprocess.run(
-        [sys.executable, "flows/currencies.py"],
+        [sys.executable, "flows/products.py"],
         cwd=root,
         env=env,
         capture_output=True,
@@ -265,12 +268,15 @@ def test_a_failed_flow_process_shows_the_error_and_exits_with_status_1(
         check=False,
         timeout=300,
     )
-    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output[-3000:]
     assert "Traceback" in done.stderr
-    assert "UpstreamRequestError" in done.stderr.splitlines()[-1]
-    assert any(
-        "Finished in state Failed" in line for line in run_logs(_flow_run_id(done.stdout + done.stderr))
-    )
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("utils.errors.ConfigurationError: products:"), last
+    assert "password was rejected" in last
+    assert "leak" not in done.stderr.lower(), done.stderr[-3000:]
+    assert wrong not in output
+    assert any("Finished in state Failed" in line for line in run_logs(_flow_run_id(output)))
 
 
 def _flow_run_id(output: str) -> Any:
