@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from dlt.common.configuration.exceptions import ConfigFieldMissingException, LookupTraces
 from dlt.common.configuration.providers.toml import TomlProviderReadException
+from dlt.common.configuration.specs.base_configuration import (
+    BaseConfiguration,
+    extract_inner_hint,
+    is_secret_hint,
+)
 
 from utils.errors import ConfigurationError
 
@@ -40,6 +45,68 @@ def missing_keys(missing: ConfigFieldMissingException | Mapping[str, Any], prefi
         else:
             keys.append(f"{prefix}.{name}")
     return sorted(set(keys))
+
+
+def secret_keys(missing: ConfigFieldMissingException, prefix: str) -> set[str]:
+    """The keys of `missing_keys(missing, prefix)` that dlt treats as secrets.
+
+    A key is a secret when its field, or a section it is in, is typed as one (`dlt.secrets.value`,
+    `TSecretStrValue`, any credentials spec - dlt's own rule, `is_secret_hint`). Those belong in
+    `.dlt/secrets.toml`, which is not committed; the others may go in the committed `.dlt/config.toml`.
+
+    Args:
+        missing: dlt's exception (its `config` is the spec that did not resolve).
+        prefix: As for `missing_keys`.
+
+    Returns:
+        Dotted keys.
+    """
+    return set(_secret_keys(type(missing.config), missing.traces, prefix, secret=False))
+
+
+def _secret_keys(spec: Any, traces: Mapping[str, Any], prefix: str, *, secret: bool) -> Iterator[str]:
+    fields = (
+        spec.get_resolvable_fields() if isinstance(spec, type) and issubclass(spec, BaseConfiguration) else {}
+    )
+    for name, field_traces in traces.items():
+        hint = fields.get(name)
+        field_secret = secret or (hint is not None and is_secret_hint(hint))
+        nested = [t for t in field_traces if isinstance(t, LookupTraces)]
+        if nested:
+            inner = extract_inner_hint(hint) if hint is not None else None
+            for trace in nested:
+                yield from _secret_keys(inner, trace.traces, f"{prefix}.{name}", secret=field_secret)
+        elif field_secret:
+            yield f"{prefix}.{name}"
+
+
+def where_to_set(keys: Sequence[str], secrets: Iterable[str]) -> str:
+    """A sentence saying where to set `keys`: secrets in `.dlt/secrets.toml`, the rest in `.dlt/config.toml`.
+
+    `.dlt/config.toml` is committed, so it is suggested only for keys that are not secrets.
+
+    Args:
+        keys: The keys to set (at least one).
+        secrets: Which of them are secrets (`secret_keys`).
+
+    Returns:
+        E.g. "Put it in .dlt/secrets.toml (see .dlt/secrets.toml.example) or set the environment
+        variable SOURCES__HUBSPOT__ACCESS_TOKEN."
+    """
+    secret = [key for key in keys if key in set(secrets)]
+    plain = [key for key in keys if key not in secret]
+    in_secrets = ".dlt/secrets.toml (see .dlt/secrets.toml.example)"
+    if secret and plain:
+        where = f"Put {listing(secret)} in {in_secrets} and {listing(plain)} in .dlt/config.toml"
+    else:
+        where = f"Put {'it' if len(keys) == 1 else 'them'} in {in_secrets if secret else '.dlt/config.toml'}"
+    variables = "the environment variable" if len(keys) == 1 else "the environment variables"
+    return f"{where}, or set {variables} {listing([env_names([key]) for key in keys])}."
+
+
+def listing(items: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`: items for a sentence."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def env_names(keys: Iterable[str]) -> str:

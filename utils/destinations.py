@@ -26,11 +26,12 @@ from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigurationValueError,
     InvalidNativeValue,
+    LookupTraces,
 )
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from utils.config_keys import env_names, missing_keys
+from utils.config_keys import env_names, listing, missing_keys
 from utils.environments import apply_environment, environment_destination
 from utils.errors import ConfigurationError
 from utils.errors import find_cause as find_cause  # re-exported: sources' tests import it from here
@@ -186,12 +187,52 @@ def check_destination(pipeline: dlt.Pipeline) -> Any:
     except ConfigFieldMissingException as exc:
         destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
         missing = missing_keys(exc, f"destination.{destination_type}")
+        either: list[str] = []
+        if destination_type == "snowflake":
+            # dlt checks the login keys only once the required ones resolve: name them now too,
+            # so one message lists everything to set.
+            missing, either = _snowflake_login_missing(exc, missing)
+        needed = listing(missing)
+        variables = listing([env_names([key]) for key in missing])
+        if either:
+            needed = f"{', '.join(missing)} and either {either[0]} (key-pair authentication, as SVC_DLT uses) or {either[1]}"
+            variables = f"{env_names(missing)} and {env_names(either[:1])} or {env_names(either[1:])}"
+        single = len(missing) == 1 and not either
+        pronoun, noun = ("it", "variable") if single else ("them", "variables")
         raise ConfigurationError(
-            f"Pipeline '{pipeline.pipeline_name}' cannot load into {destination_type}: missing "
-            f"{', '.join(missing)}. Put them in .dlt/secrets.toml (see .dlt/secrets.toml.example), "
-            f"set the environment variables {env_names(missing)}, or enable the AWS Secrets Manager provider. "
-            "To run locally without a warehouse, set DLT__DESTINATION=duckdb." + describe_missing(missing)
+            f"Pipeline '{pipeline.pipeline_name}' cannot load into {destination_type}: missing {needed}. "
+            f"Put {pronoun} in .dlt/secrets.toml (see .dlt/secrets.toml.example), set the environment "
+            f"{noun} {variables}, or enable the AWS Secrets Manager provider. To run locally without "
+            "a warehouse, set DLT__DESTINATION=duckdb." + describe_missing([*missing, *either])
         ) from None
+
+
+def _snowflake_login_missing(
+    exc: ConfigFieldMissingException, missing: list[str]
+) -> tuple[list[str], list[str]]:
+    """Add Snowflake's login keys that are not set to the required ones dlt reported missing.
+
+    dlt resolves `host` and `database` first (required) and checks `username` with `password` or
+    `private_key` only once they resolve (`SnowflakeCredentials.on_resolved`), so a user would
+    otherwise learn of the second group only after setting the first.
+
+    Returns:
+        The missing keys with `username` added if it is not set, and the two alternatives
+        (`private_key`, `password`) when neither is set (else empty). With an `authenticator` set
+        (OAuth, SSO), its own keys apply: nothing is added.
+    """
+    section = "destination.snowflake.credentials"
+    resolved: set[str] = set()
+    for trace in exc.traces.get("credentials", []):
+        if isinstance(trace, LookupTraces):
+            resolved.update(trace.resolved_fields_set)
+    if "authenticator" in resolved:
+        return missing, []
+    if "username" not in resolved:
+        missing = sorted({*missing, f"{section}.username"})
+    if resolved & {"password", "private_key", "private_key_path"}:
+        return missing, []
+    return missing, [f"{section}.private_key", f"{section}.password"]
 
 
 def prepare_destination(pipeline: dlt.Pipeline) -> Any:

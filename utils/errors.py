@@ -34,6 +34,13 @@ class UpstreamRequestError(PermanentPipelineError):
     """The upstream system rejected a request in a way that retrying will not change (e.g. 401, 404)."""
 
 
+class DestinationUnavailableError(PipelineError):
+    """The destination cannot be reached or opened right now (network down, a file locked by another process).
+
+    Transient by nature, so the flows retry it later; the message names the setting or file to check.
+    """
+
+
 class MalformedPayloadError(PermanentPipelineError):
     """The upstream system answered, but the payload does not have the documented shape."""
 

@@ -111,3 +111,55 @@ def test_each_check_resolves_the_destination_settings_afresh(
     assert first.create_indexes is False
     assert second.create_indexes is True
     assert pipeline.destination_client().config.create_indexes is True  # what the run's clients use
+
+
+# -- missing Snowflake credentials: one message naming every key to set -----------------------------
+
+SNOWFLAKE = "destination.snowflake.credentials"
+
+
+def snowflake_missing(monkeypatch: pytest.MonkeyPatch, **given: str) -> str:
+    """The message of a Snowflake check with only `given` credentials set (no vault, no secrets file)."""
+    monkeypatch.setenv("DLT__DESTINATION", "snowflake")
+    monkeypatch.setenv("VAULT__ENABLED", "false")
+    for name, value in given.items():
+        monkeypatch.setenv(f"DESTINATION__SNOWFLAKE__CREDENTIALS__{name.upper()}", value)
+    with pytest.raises(ConfigurationError) as caught:
+        check_destination(make_pipeline("currencies", "currencies"))
+    assert is_permanent(caught.value)
+    return str(caught.value)
+
+
+def test_missing_snowflake_credentials_are_listed_in_one_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    # dlt asks for `username` and `password`/`private_key` only once `host` and `database` resolve:
+    # a user fixed the first list only to be given a second.
+    message = snowflake_missing(monkeypatch)
+
+    # The environment (`production`, tests/conftest.py) gives the database.
+    for key in ("host", "username"):
+        assert f"{SNOWFLAKE}.{key}" in message, message
+        assert f"DESTINATION__SNOWFLAKE__CREDENTIALS__{key.upper()}" in message
+    assert f"either {SNOWFLAKE}.private_key (key-pair authentication" in message, message
+    assert f"or {SNOWFLAKE}.password" in message, message
+
+
+def test_a_set_login_key_is_not_asked_for_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    password = token()
+    message = snowflake_missing(monkeypatch, username="SVC_DLT", password=password)
+
+    assert message.startswith(
+        f"Pipeline 'currencies' cannot load into snowflake: missing {SNOWFLAKE}.host. Put it in "
+        ".dlt/secrets.toml (see .dlt/secrets.toml.example), set the environment variable "
+        "DESTINATION__SNOWFLAKE__CREDENTIALS__HOST, or "
+    ), message
+    assert "username" not in message and "private_key" not in message
+    assert password not in message
+
+
+def test_setting_the_keys_the_message_lists_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = snowflake_missing(monkeypatch)
+    for name in ("host", "username", "password"):
+        assert f"DESTINATION__SNOWFLAKE__CREDENTIALS__{name.upper()}" in message
+        monkeypatch.setenv(f"DESTINATION__SNOWFLAKE__CREDENTIALS__{name.upper()}", f"xy12345-{token()}")
+
+    check_destination(make_pipeline("currencies", "currencies"))  # no second round of missing keys

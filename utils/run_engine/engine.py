@@ -37,7 +37,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.sources import DltResource, DltSource
 
 from utils import gc_settings
-from utils.config_keys import env_names, missing_keys
+from utils.config_keys import listing, missing_keys, secret_keys, where_to_set
 from utils.destinations import SQL_DESTINATIONS, check_destination
 from utils.errors import (
     ConfigurationError,
@@ -50,6 +50,7 @@ from utils.errors import (
 from utils.load_summary import LoadSummary, rows_per_load
 from utils.run_engine import dlt_private, progress
 from utils.run_engine.failures import first_cause_line, is_permanent, table_of
+from utils.run_engine.unavailable import unavailable
 from utils.sql_connection import ENCODE_HINT, refuse_ambiguous_url
 from utils.vault_provider import describe_missing
 
@@ -195,10 +196,12 @@ def has_refresh_package(pipeline: dlt.Pipeline, load_ids: list[str]) -> bool:
 
 @contextmanager
 def destination_step(pipeline: dlt.Pipeline, doing: str, kept: str = _KEPT) -> Iterator[None]:
-    """Translate a dlt error raised while the engine itself talks to the destination (not in a step).
+    """Translate an error raised while the engine itself talks to the destination (not in a step).
 
-    The same rule as `translate` (`utils.run_engine.failures`): one line a person can act on,
-    permanent when no retry can fix it, transient otherwise; dlt's error stays chained.
+    dlt's errors, and a database driver's own (a connection dlt opens outside its translation), by
+    the same rule as `translate` (`utils.run_engine.failures`): one line a person can act on,
+    permanent when no retry can fix it, transient otherwise; the original stays chained. A
+    destination that cannot be reached or opened (`utils.run_engine.unavailable`) names what to check.
 
     Args:
         pipeline: The pipeline whose destination is being talked to.
@@ -207,13 +210,21 @@ def destination_step(pipeline: dlt.Pipeline, doing: str, kept: str = _KEPT) -> I
 
     Raises:
         DeterministicError: A failure no retry can fix.
+        DestinationUnavailableError: The destination cannot be reached or its file is locked (transient).
         PipelineError: A failure that may heal.
     """
     try:
         yield
     except PipelineError:
         raise
-    except DltException as exc:
+    except Exception as exc:
+        # A driver's own error too (Snowflake's connector raises its DB-API `OperationalError` while
+        # dlt opens the connection, outside dlt's translation): never a raw traceback.
+        cannot = unavailable(pipeline, exc, doing)
+        if cannot is not None:
+            raise cannot from exc
+        if not isinstance(exc, DltException | OSError) and not _is_driver_error(exc):
+            raise  # a bug, not the destination: its traceback is what a developer needs
         name = pipeline.pipeline_name
         if is_permanent(exc):
             raise DeterministicError(
@@ -223,6 +234,11 @@ def destination_step(pipeline: dlt.Pipeline, doing: str, kept: str = _KEPT) -> I
         raise PipelineError(
             f"Pipeline '{name}' failed {doing}: {first_cause_line(exc)}. {kept}".rstrip()
         ) from exc
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    """Whether `exc` is a database driver's error: PEP 249 names its base class `DatabaseError`."""
+    return any(kind.__name__ == "DatabaseError" for kind in type(exc).__mro__)
 
 
 def translate(pipeline: dlt.Pipeline, exc: PipelineStepFailed) -> PipelineError:
@@ -244,6 +260,10 @@ def translate(pipeline: dlt.Pipeline, exc: PipelineStepFailed) -> PipelineError:
     drift = find_cause(exc, DataValidationError)
     if drift is not None:
         return _schema_drift(pipeline, drift)
+    if exc.step in ("sync", "load"):
+        cannot = unavailable(pipeline, exc, f"at the {exc.step} step")
+        if cannot is not None:
+            return cannot
     if exc.step == "load" and isinstance(exc.exception, DestinationTerminalException):
         return _abort_rejected_package(pipeline, exc)
     if is_permanent(exc):
@@ -269,11 +289,11 @@ def _build(pipeline: dlt.Pipeline, source: Source, *, refresh: bool) -> DltSourc
     try:
         built = source(refresh=refresh) if _takes_refresh(source) else source()
     except ConfigFieldMissingException as exc:
-        missing = missing_keys(exc, f"sources.{pipeline.pipeline_name}")
+        prefix = f"sources.{pipeline.pipeline_name}"
+        missing = missing_keys(exc, prefix)
         raise ConfigurationError(
-            f"Pipeline '{pipeline.pipeline_name}' is missing {', '.join(missing)}. Put them in "
-            ".dlt/secrets.toml (see .dlt/secrets.toml.example) or .dlt/config.toml, or set the "
-            f"environment variables {env_names(missing)}.{describe_missing(missing)}"
+            f"Pipeline '{pipeline.pipeline_name}' is missing {listing(missing)}. "
+            f"{where_to_set(missing, secret_keys(exc, prefix))}{describe_missing(missing)}"
         ) from None
     except InvalidNativeValue as exc:
         # dlt chains the parser's own error, which quotes the part of the value it choked on - for a

@@ -1,0 +1,121 @@
+"""A destination that cannot be reached or opened: one transient line naming what to check, no secret."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipelines import currencies
+from sandbox.frankfurter import FrankfurterServer
+from utils.errors import DestinationUnavailableError, PermanentPipelineError
+from utils.run_engine import is_permanent
+
+CREDENTIALS = "DESTINATION__SNOWFLAKE__CREDENTIALS__"
+PASSWORD = "Pw-unreachable-7f3a"
+
+
+def closed_loopback_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def unreachable_snowflake(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Snowflake destination pointed at a loopback port nothing listens on."""
+    monkeypatch.setenv("DLT__DESTINATION", "snowflake")
+    monkeypatch.setenv(f"{CREDENTIALS}HOST", "xy12345.eu-west-1")
+    monkeypatch.setenv(f"{CREDENTIALS}DATABASE", "RAW")
+    monkeypatch.setenv(f"{CREDENTIALS}USERNAME", "SVC_DLT")
+    monkeypatch.setenv(f"{CREDENTIALS}PASSWORD", PASSWORD)
+    # The connector's own `host`/`port`/`protocol` arguments, through dlt's credentials query.
+    query = (
+        f'{{"host": "127.0.0.1", "port": {closed_loopback_port()}, "protocol": "http", "login_timeout": 5}}'
+    )
+    monkeypatch.setenv(f"{CREDENTIALS}QUERY", query)
+
+
+def assert_names_the_host_setting(error: BaseException) -> None:
+    message = str(error)
+    assert isinstance(error, DestinationUnavailableError), repr(error)
+    assert not is_permanent(error)  # retried: the network may come back
+    assert "Pipeline 'currencies'" in message
+    assert "cannot connect to Snowflake" in message, message
+    assert "destination.snowflake.credentials.host" in message, message
+    assert "DESTINATION__SNOWFLAKE__CREDENTIALS__HOST" in message, message
+    assert "\n" not in message
+    assert PASSWORD not in message
+
+
+def test_an_unreachable_snowflake_on_a_first_run_names_the_host_setting(
+    frankfurter: FrankfurterServer, unreachable_snowflake: None
+) -> None:
+    with pytest.raises(DestinationUnavailableError) as caught:
+        currencies.run()
+
+    assert_names_the_host_setting(caught.value)
+    assert "at the sync step" in str(caught.value)
+
+
+def test_an_unreachable_snowflake_after_earlier_loads_is_one_line_not_a_traceback(
+    frankfurter: FrankfurterServer, monkeypatch: pytest.MonkeyPatch, unreachable_snowflake: None
+) -> None:
+    # A run that loaded before asks the destination which tables were dropped, before extracting:
+    # the connector's own OperationalError escaped from there as a 142-line traceback.
+    monkeypatch.setenv("DLT__DESTINATION", "duckdb")
+    currencies.run()  # the stored schema now says `currencies` holds data
+    monkeypatch.setenv("DLT__DESTINATION", "snowflake")
+
+    with pytest.raises(DestinationUnavailableError) as caught:
+        currencies.run()
+
+    assert_names_the_host_setting(caught.value)
+    assert "checking the destination for dropped tables" in str(caught.value)
+
+
+@pytest.fixture
+def locked(warehouse: Path) -> Iterator[int]:
+    """Another process holding the test's DuckDB file open (as a DuckDB CLI or a second run would)."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.read()",
+            str(warehouse),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+@pytest.mark.parametrize("loaded_before", [False, True])
+def test_a_duckdb_file_locked_by_another_process_is_one_transient_line_naming_the_file(
+    frankfurter: FrankfurterServer, warehouse: Path, loaded_before: bool, request: pytest.FixtureRequest
+) -> None:
+    if loaded_before:
+        currencies.run()
+    holder: int = request.getfixturevalue("locked")
+
+    with pytest.raises(DestinationUnavailableError) as caught:
+        currencies.run()
+
+    message = str(caught.value)
+    assert not isinstance(caught.value, PermanentPipelineError)
+    assert f"the DuckDB file '{warehouse}' is in use by process {holder}" in message, message
+    assert "Close that connection or wait for the other run to finish" in message
+    assert "credentials at all" not in message  # dlt's boilerplate for a connection error
+    assert "\n" not in message

@@ -1,0 +1,96 @@
+"""A destination that cannot be reached or opened right now, named for a person.
+
+Two failures reach a run from the database driver rather than from dlt's own checks, so they used
+to come out as a driver traceback or dlt's generic "check if you configured the credentials at all"
+sentence:
+
+* Snowflake cannot be connected to (the account identifier does not resolve, the network or a proxy
+  is down): the connector raises its own `OperationalError` (errno 250001) or a socket error.
+* A DuckDB file is locked by another process (a second run, a DuckDB CLI or notebook holding it):
+  DuckDB raises `IOException: Could not set lock on file ...`.
+
+Both are transient - the network comes back, the other process lets go - so the error raised is a
+`DestinationUnavailableError`, which flows retry. The message names the settings to check (or the
+file, whose path is not a secret) and never quotes a credential: only the operating system's
+reason or DuckDB's lock line is kept, never the connector's text around it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import dlt
+
+from utils.config_keys import env_names
+from utils.errors import DestinationUnavailableError
+from utils.run_engine.failures import chain
+
+# DuckDB's lock error, e.g. `Could not set lock on file "/x/warehouse.duckdb": Conflicting lock is held
+# in /usr/bin/python3.11 (PID 25816)` (duckdb 1.x).
+_DUCKDB_LOCK = re.compile(r'Could not set lock on file "(?P<path>[^"]+)"')
+_DUCKDB_LOCK_PID = re.compile(r"\(PID (?P<pid>\d+)\)")
+# snowflake-connector-python's errno for "Failed to connect to DB" (snowflake.connector.errorcode).
+_SNOWFLAKE_CONNECT_FAILED = 250001
+_SNOWFLAKE_NO_BACKEND = "Could not connect to Snowflake backend"
+
+# What to check when a destination cannot be connected to, by destination type.
+CONNECTION_SETTINGS = {
+    "snowflake": ["destination.snowflake.credentials.host"],
+}
+
+
+def unavailable(pipeline: dlt.Pipeline, exc: BaseException, doing: str) -> DestinationUnavailableError | None:
+    """The error to raise when `exc` says the destination cannot be reached or opened, else None.
+
+    Args:
+        pipeline: The pipeline whose destination failed.
+        exc: The failure, with its chain of causes.
+        doing: What the run was doing, for the message (e.g. "at the sync step").
+
+    Returns:
+        A transient `DestinationUnavailableError` naming what to check, or None when `exc` is
+        something else (the caller's own rule then applies).
+    """
+    name = pipeline.pipeline_name
+    destination = pipeline.destination.destination_type.rsplit(".", 1)[-1] if pipeline.destination else ""
+    for current in chain(exc):
+        text = str(current)
+        lock = (
+            _DUCKDB_LOCK.search(text) if type(current).__module__.startswith(("duckdb", "_duckdb")) else None
+        )
+        if lock is not None:
+            pid = _DUCKDB_LOCK_PID.search(text)
+            holder = f"process {pid['pid']}" if pid else "another process"
+            return DestinationUnavailableError(
+                f"Pipeline '{name}' failed {doing}: the DuckDB file '{lock['path']}' is in use by {holder} "
+                "(another run, or a connection open in the DuckDB CLI, a notebook or a BI tool). Close "
+                "that connection or wait for the other run to finish; this is retried, as it heals once "
+                "the file is free."
+            )
+    if destination != "snowflake":
+        return None
+    reason = _connection_reason(exc)
+    if reason is None:
+        return None
+    settings = CONNECTION_SETTINGS["snowflake"]
+    return DestinationUnavailableError(
+        f"Pipeline '{name}' failed {doing}: cannot connect to Snowflake ({reason}). Check "
+        f"{', '.join(settings)} - the account identifier, e.g. xy12345.eu-west-1 - ({env_names(settings)}) "
+        "and that this machine can reach Snowflake (network, proxy, firewall). This is retried, as it "
+        "may heal; pending load packages are kept and finished by the next run."
+    )
+
+
+def _connection_reason(exc: BaseException) -> str | None:
+    """Why a Snowflake connection failed, without any of the connector's text, or None if it did not."""
+    reason: str | None = None
+    for current in chain(exc):
+        if isinstance(current, OSError):
+            # The operating system's own words ("Name or service not known", "Connection refused").
+            return current.strerror or type(current).__name__
+        errno = getattr(current, "errno", None)
+        if type(current).__module__.startswith("snowflake.connector") and (
+            errno == _SNOWFLAKE_CONNECT_FAILED and _SNOWFLAKE_NO_BACKEND in str(current)
+        ):
+            reason = "the Snowflake backend did not answer"
+    return reason
