@@ -6,6 +6,9 @@
 
 Progress and the load report go to standard output. A failure prints one line saying what is
 wrong and what to change, and exits with status 1; the traceback is shown with `--debug` only.
+Ctrl-C or SIGTERM stops the run: one line says which signal stopped which step and what happens
+to the data (pending load packages are kept for the next run), and the exit status is 128 plus
+the signal number (130, 143), as a shell reports a process a signal ended.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ import datetime as dt
 import importlib
 import logging
 import pkgutil
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 
 import pipelines
 from utils import gc_settings
-from utils.errors import PipelineError
+from utils.errors import PipelineError, RunStopped
 
 _log = logging.getLogger("pipelines")
 
@@ -38,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments (default: the command line's).
 
     Returns:
-        The exit status: 0 when the run loaded, 1 when it failed, 2 for a wrong name or argument.
+        The exit status: 0 when the run loaded, 1 when it failed, 2 for a wrong name or argument,
+        128 plus the signal number when Ctrl-C (130) or SIGTERM (143) stopped it.
     """
     parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=names(), metavar="name", help=f"one of {', '.join(names())}")
@@ -63,10 +69,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from utils.config_keys import toml_errors_named  # imported late: `--help` needs no dlt
     from utils.run_engine import report_to
 
+    def stop(number: int, frame: FrameType | None) -> None:
+        # SIGTERM stops the run as Ctrl-C does (Python's default would end the process on the
+        # spot, without a word): dlt keeps what it extracted, the engine says what happens to it.
+        raise RunStopped(stopped_message(args.name, number), number)
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         with report_to(_log), toml_errors_named():
             module = importlib.import_module(f"pipelines.{args.name}")
             module.run(**options)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through `stop`
+        number = exc.signal_number if isinstance(exc, RunStopped) else int(signal.SIGINT)
+        print(exc if isinstance(exc, RunStopped) else stopped_message(args.name, number), file=sys.stderr)
+        _log.debug("the full traceback:", exc_info=True)
+        return 128 + number
     except PipelineError as exc:
         print(f"{args.name} failed: {exc}", file=sys.stderr)
         _log.debug("the full traceback:", exc_info=True)
@@ -76,7 +93,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{args.name} does not take that option: {exc}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def stopped_message(name: str, number: int) -> str:
+    """What a run stopped by signal `number` outside dlt's steps says (the engine words the rest)."""
+    from utils.run_engine import signal_name
+
+    return (
+        f"Pipeline '{name}' was stopped by {signal_name(number)}. Pending load packages are kept "
+        "and finished by the next run. Nothing needs changing: run it again."
+    )
 
 
 def run_as_command() -> None:

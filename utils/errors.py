@@ -80,6 +80,24 @@ def find_cause(exc: BaseException, kind: type[E]) -> E | None:
     return None
 
 
+class RunStopped(KeyboardInterrupt):
+    """A run stopped from outside by a signal: Ctrl-C (SIGINT), or SIGTERM (a shutdown, a deploy).
+
+    Not a failure: nothing is wrong with a setting, the data or the code, and a retry in a process
+    that is being stopped is pointless. Like dlt's own `SignalReceivedException` and Python's
+    Ctrl-C it is a `KeyboardInterrupt`, not an `Exception`: `except Exception` does not catch it,
+    and Prefect ends the task run Crashed without retrying it. The message says which signal
+    stopped which step and what became of the data it had extracted.
+
+    Attributes:
+        signal_number: The signal (2 for SIGINT, 15 for SIGTERM); 0 when not known.
+    """
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number
+
+
 class UpstreamUnreachableError(PermanentPipelineError):
     """The upstream host cannot be connected to at all: it does not resolve, refuses, or fails TLS.
 

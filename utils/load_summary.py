@@ -65,7 +65,7 @@ class LoadSummary:
 
     @property
     def total_rows(self) -> int:
-        """Rows loaded across all tables."""
+        """Rows the new extraction loaded across all tables (`rows_loaded` adds finished packages)."""
         return sum(self.row_counts.values())
 
     @property
@@ -100,14 +100,40 @@ class LoadSummary:
             reconciled_deletes=reconciled_deletes(info.pipeline),
         )
 
+    @property
+    def rows_loaded(self) -> dict[str, int]:
+        """Rows per table across every package this run loaded: finished earlier ones and new ones.
+
+        `row_counts` holds the new extraction's only. Packages whose counts are unknown (see
+        `tables`) are left out; `lines` names them.
+        """
+        totals: dict[str, int] = {}
+        for load_id in self.all_load_ids:
+            for table, rows in self.rows_per_load.get(load_id, {}).items():
+                totals[table] = totals.get(table, 0) + rows
+        return dict(sorted(totals.items()))
+
     def lines(self) -> list[str]:
-        """Human-readable lines: one headline, then one per table."""
-        loads = ", ".join(self.load_ids) or "none (nothing new)"
+        """Human-readable lines: one headline, then one per table.
+
+        The headline counts the rows of every package the run loaded, packages an earlier try left
+        behind included, and says which of them it finished for that try.
+        """
+        per_table = self.rows_loaded
+        loads = ", ".join(self.all_load_ids) or "none (nothing new)"
+        said: list[str] = []
+        if self.finished_load_ids:
+            said.append(f"finished for an earlier try: {', '.join(self.finished_load_ids)}")
+            if not self.load_ids:
+                said.append("nothing new extracted")
+        unknown = [load_id for load_id in self.all_load_ids if load_id not in self.rows_per_load]
+        if unknown:
+            said.append(f"rows of {', '.join(unknown)} not known")
         head = (
-            f"{self.pipeline}: {self.total_rows} rows into {self.destination} dataset "
-            f"'{self.dataset}' (load id {loads})"
+            f"{self.pipeline}: {sum(per_table.values())} rows into {self.destination} dataset "
+            f"'{self.dataset}' (load id {'; '.join([loads, *said])})"
         )
-        lines = [head] + [f"  {table}: {rows} rows" for table, rows in self.row_counts.items()]
+        lines = [head] + [f"  {table}: {rows} rows" for table, rows in per_table.items()]
         if self.reconciled_deletes is not None:
             deleted = ", ".join(f"{t} {n}" for t, n in sorted(self.reconciled_deletes.items())) or "none"
             lines.append(f"  key reconciliation: rows deleted upstream removed: {deleted}")

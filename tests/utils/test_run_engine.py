@@ -7,6 +7,7 @@ import inspect
 import logging
 import pkgutil
 import shutil
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,14 +19,14 @@ import pytest
 from dlt.common.configuration.container import Container
 from dlt.common.configuration.providers.provider import ConfigProvider
 from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
-from dlt.common.exceptions import TerminalException, TransientException
+from dlt.common.exceptions import SignalReceivedException, TerminalException, TransientException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import currencies
 from sandbox.frankfurter import FrankfurterServer
 from sources.currencies import currencies_source
 from utils.destinations import check_destination, make_pipeline
-from utils.errors import DeterministicError, PermanentPipelineError, PipelineError
+from utils.errors import DeterministicError, PermanentPipelineError, PipelineError, RunStopped
 from utils.run_engine import (
     classify_type,
     dlt_private,
@@ -33,8 +34,9 @@ from utils.run_engine import (
     is_permanent,
     report_to,
     run_pipeline,
+    signal_name,
 )
-from utils.run_engine.failures import TRANSIENT_DLT_ERRORS, WRAPPER_DLT_ERRORS
+from utils.run_engine.failures import TRANSIENT_DLT_ERRORS, WRAPPER_DLT_ERRORS, stop_signal
 
 
 def dlt_exception_classes() -> list[type[BaseException]]:
@@ -99,7 +101,9 @@ def test_dlt_defines_the_exceptions_the_rule_names() -> None:
 )
 def test_every_dlt_exception_follows_the_rule(kind: type[BaseException]) -> None:
     verdict = classify_type(kind)
-    if issubclass(kind, TransientException):
+    if issubclass(kind, KeyboardInterrupt):  # dlt's SignalReceivedException: a stop, not a failure
+        assert verdict == "stopped"
+    elif issubclass(kind, TransientException):
         assert verdict == "transient"
     elif issubclass(kind, TerminalException):
         assert verdict == "permanent"
@@ -275,6 +279,20 @@ def test_packages_an_earlier_try_left_are_loaded_first_and_reported(
 
 def test_our_permanent_errors_are_permanent_through_any_wrapper() -> None:
     assert is_permanent(_wrapped(PermanentPipelineError("x")))
+
+
+def test_a_stop_by_a_signal_is_no_failure_and_names_its_signal() -> None:
+    # dlt raises SignalReceivedException (a TerminalException) for the SIGINT or SIGTERM it
+    # intercepts while it normalises or loads: a stop, never a permanent failure.
+    term = _wrapped(SignalReceivedException(signal.SIGTERM))
+    assert is_permanent(term) is False
+    assert stop_signal(term) == signal.SIGTERM
+    assert stop_signal(_wrapped(KeyboardInterrupt())) == signal.SIGINT  # Ctrl-C elsewhere
+    assert stop_signal(_wrapped(RunStopped("stopped", signal.SIGTERM))) == signal.SIGTERM
+    assert stop_signal(_wrapped(SignalReceivedException(-1))) == 0  # dlt's "no signal known"
+    assert signal_name(15) == "SIGTERM (signal 15)" and signal_name(0) == "a signal"
+    for failure in (PermanentPipelineError("x"), RuntimeError("x"), TerminalException("x")):
+        assert stop_signal(_wrapped(failure)) is None
 
 
 def test_a_run_opens_the_duckdb_file_once(

@@ -3,7 +3,8 @@
 `run_pipeline(pipeline, source, **options)` is the whole sequence, in order:
 
 1. Check the destination's settings (missing credentials fail before anything is extracted).
-2. Repair the working directory: a package a killed run left both extracted and normalised.
+2. Repair the working directory: a package a killed run left both extracted and normalised, and
+   the leftovers of a stopped extraction or normalisation that no run would ever use.
 3. Finish load packages an earlier try left pending (normalise and load them), so they are never
    lost or loaded twice. A pending full-refresh package completes the refresh: a requested refresh
    is then not repeated.
@@ -11,7 +12,9 @@
    scratch (dlt's `refresh="drop_resources"` for those resources only), so the table is complete again.
 5. Extract, normalise and load the new data (`pipeline.run`).
 6. Translate a failure into one error a person can act on, permanent or transient by the rule in
-   `utils.run_engine.failures`, and abort a package the destination rejected for good.
+   `utils.run_engine.failures`, and abort a package the destination rejected for good. A stop by a
+   signal (Ctrl-C, SIGTERM) is no failure: it becomes a `RunStopped` saying which signal stopped
+   which step and what happens to the data, and every pending package is kept for the next run.
 7. Report: rows per table and load package, rows each table holds now, duration.
 
 Messages and dlt's progress go to the logger a flow hands over with `report_to`.
@@ -20,6 +23,7 @@ Messages and dlt's progress go to the logger a flow hands over with `report_to`.
 from __future__ import annotations
 
 import inspect
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,12 +48,13 @@ from utils.errors import (
     DestinationRejectedError,
     DeterministicError,
     PipelineError,
+    RunStopped,
     SchemaDriftError,
     find_cause,
 )
 from utils.load_summary import LoadSummary, rows_per_load
 from utils.run_engine import dlt_private, progress
-from utils.run_engine.failures import first_cause_line, is_permanent, table_of
+from utils.run_engine.failures import chain, first_cause_line, is_permanent, stop_signal, table_of
 from utils.run_engine.unavailable import unavailable
 from utils.sql_connection import ENCODE_HINT, refuse_ambiguous_url
 from utils.vault_provider import describe_missing
@@ -77,6 +82,8 @@ def run_pipeline(pipeline: dlt.Pipeline, source: Source, **run_options: Any) -> 
         ConfigurationError: A source or destination setting is missing.
         PermanentPipelineError: A failure no retry can fix (subclasses name what to change).
         PipelineError: A step failed in a way that may heal; the original error is chained.
+        RunStopped: A signal (Ctrl-C's SIGINT, SIGTERM) stopped a step; pending packages are kept.
+            A host's own signal exception (Prefect's `TerminationSignal`) is raised as it is.
     """
     started = time.monotonic()
     progress.quiet_known_dlt_warnings()
@@ -95,6 +102,12 @@ def _run(pipeline: dlt.Pipeline, source: Source, started: float, run_options: di
     repaired = dlt_private.discard_committed_extracts(pipeline)
     if repaired:
         notes.append(f"Repaired {len(repaired)} package(s) a killed run left extracted and normalised.")
+    leftovers = dlt_private.discard_interrupted_leftovers(pipeline)
+    if leftovers:
+        notes.append(
+            f"Removed what stopped extractions or normalisations left and no run would use: {', '.join(leftovers)}."
+        )
+        log.info("%s: %s", name, notes[-1])
     pending = list(
         dict.fromkeys([*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()])
     )
@@ -127,6 +140,11 @@ def _run(pipeline: dlt.Pipeline, source: Source, started: float, run_options: di
             refill_counts = rows_per_load(pipeline, [i for info in refills for i in info.loads_ids])
         info = pipeline.run(data, **run_options)
     except PipelineStepFailed as exc:
+        if stop_signal(exc) is not None:
+            stop = stopped(pipeline, exc)
+            if isinstance(stop, RunStopped):
+                raise stop from exc
+            raise stop from None  # the host's own exception, as its handler raised it
         raise translate(pipeline, exc) from exc
     return _report(
         pipeline,
@@ -277,6 +295,62 @@ def translate(pipeline: dlt.Pipeline, exc: PipelineStepFailed) -> PipelineError:
             "data or the code it names, then run again."
         )
     return PipelineError(f"Pipeline '{name}' failed at the {exc.step} step: {first_cause_line(exc)}. {_KEPT}")
+
+
+# What a stop during each step leaves, checked by tests/pipelines/test_interrupted_runs.py.
+_AFTER_STOP = {
+    "extract": (
+        "Nothing of the data it was extracting is kept: cursors move only with a completed "
+        "extraction, so the next run extracts the same data again."
+    ),
+    "normalize": (
+        "What it extracted is kept as a pending load package: the next run normalises and loads "
+        "it before extracting anything new, so no row is lost or loaded twice."
+    ),
+    "load": (
+        "The load package is kept: the next run finishes loading it (jobs already done are not "
+        "repeated) before extracting anything new, so no row is lost or loaded twice."
+    ),
+}
+
+
+def signal_name(number: int) -> str:
+    """`SIGTERM (signal 15)` for 15; `a signal` when the number is not known (0)."""
+    try:
+        return f"{signal.Signals(number).name} (signal {number})"
+    except ValueError:
+        return f"signal {number}" if number else "a signal"
+
+
+def stopped(pipeline: dlt.Pipeline, exc: PipelineStepFailed) -> BaseException:
+    """What to raise when a signal stopped a step: no failure, and nothing pending is dropped.
+
+    Args:
+        pipeline: The pipeline whose step was stopped.
+        exc: dlt's step failure, caused by the stop (`failures.stop_signal`).
+
+    Returns:
+        A `RunStopped` naming the signal, the step and what happens to the data. A host's own signal
+        exception in the chain (Prefect's `TerminationSignal`, raised by its SIGTERM handler while
+        dlt was extracting) is returned as it is, after the message is logged: Prefect decides from
+        it whether the flow run was cancelled or crashed.
+    """
+    number = stop_signal(exc) or 0
+    message = (
+        f"Pipeline '{pipeline.pipeline_name}' was stopped by {signal_name(number)} during the "
+        f"{exc.step} step. {_AFTER_STOP.get(exc.step, _KEPT)} Nothing needs changing: run it again."
+    )
+    host = next((c for c in chain(exc) if _is_host_signal(c)), None)
+    if host is not None:
+        progress.logger().warning(message)
+        return host
+    return RunStopped(message, number)
+
+
+def _is_host_signal(exc: BaseException) -> bool:
+    return not isinstance(exc, Exception | KeyboardInterrupt) and isinstance(
+        getattr(exc, "signal", None), int
+    )
 
 
 def _build(pipeline: dlt.Pipeline, source: Source, *, refresh: bool) -> DltSource | DltResource:

@@ -2,6 +2,10 @@
 
 The rule, applied to an exception and its chain of causes, outermost first:
 
+* a stop by a signal (Ctrl-C's `KeyboardInterrupt`, dlt's `SignalReceivedException` for the SIGINT
+  or SIGTERM it intercepts during normalize and load, our `RunStopped`) is neither: the process
+  was asked to stop, nothing is wrong with a setting, the data or the code. It is never permanent;
+  the engine turns it into a `RunStopped` (`stop_signal` says which signal), which no retry sees;
 * our `PermanentPipelineError`s (a setting, bad upstream data, a rejected load) are permanent;
   our other `PipelineError`s (`UpstreamUnavailableError`...) are transient - except the plain
   `PipelineError` the engine wraps a step failure in, which is decided by its cause;
@@ -20,20 +24,21 @@ The rule, applied to an exception and its chain of causes, outermost first:
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from typing import Literal
 
 from dlt.common.destination.exceptions import DestinationException
-from dlt.common.exceptions import DltException, TerminalException, TransientException
+from dlt.common.exceptions import DltException, SignalReceivedException, TerminalException, TransientException
 from dlt.destinations.exceptions import DatabaseException
 from dlt.extract.exceptions import PipeItemProcessingError, ResourceExtractionError
 from dlt.load.exceptions import LoadClientJobException
 from dlt.normalize.exceptions import NormalizeJobFailed
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from utils.errors import PermanentPipelineError, PipelineError
+from utils.errors import PermanentPipelineError, PipelineError, RunStopped
 
-Kind = Literal["permanent", "transient", "wrapper"]
+Kind = Literal["permanent", "transient", "wrapper", "stopped"]
 
 # dlt exceptions that only carry another one: the cause decides.
 WRAPPER_DLT_ERRORS: tuple[type[BaseException], ...] = (
@@ -55,8 +60,10 @@ def classify_type(kind: type[BaseException]) -> Kind:
         kind: An exception class.
 
     Returns:
-        "permanent", "transient" or "wrapper" (decided by the cause).
+        "permanent", "transient", "wrapper" (decided by the cause) or "stopped" (by a signal).
     """
+    if issubclass(kind, KeyboardInterrupt):  # dlt's SignalReceivedException is one, and terminal
+        return "stopped"
     if issubclass(kind, PermanentPipelineError):
         return "permanent"
     if issubclass(kind, PipelineError):
@@ -80,13 +87,40 @@ def is_permanent(exc: BaseException) -> bool:
         exc: The failure.
 
     Returns:
-        True if no retry can fix it.
+        True if no retry can fix it; False for a stop by a signal, which is no failure at all.
     """
     for current in chain(exc):
         kind = classify_type(type(current))
         if kind != "wrapper":
             return kind == "permanent"
     return False
+
+
+def stop_signal(exc: BaseException) -> int | None:
+    """The signal that stopped the run, if `exc` (or a cause) is a stop rather than a failure.
+
+    A stop is dlt's `SignalReceivedException` (the SIGINT or SIGTERM dlt intercepts while it
+    normalises or loads, kept until the step can stop safely), a `KeyboardInterrupt` (Ctrl-C
+    elsewhere) or a host's own signal exception (Prefect's `TerminationSignal`: a `BaseException`,
+    not an `Exception`, carrying the signal number).
+
+    Args:
+        exc: The failure.
+
+    Returns:
+        The signal number (0 when dlt does not say which); None when `exc` is not a stop.
+    """
+    for current in chain(exc):
+        if isinstance(current, SignalReceivedException):
+            return max(current.signal_code, 0)
+        if isinstance(current, RunStopped):
+            return current.signal_number
+        if isinstance(current, KeyboardInterrupt):
+            return int(signal.SIGINT)
+        number = getattr(current, "signal", None)
+        if not isinstance(current, Exception) and isinstance(number, int):
+            return number
+    return None
 
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
