@@ -40,7 +40,7 @@ from dlt.common.configuration.specs.base_configuration import is_secret_hint
 from dlt.common.configuration.utils import ResolvedValueTrace, get_resolved_traces
 from dlt.extract.decorators import DltSourceFactoryWrapper
 
-from utils.config_keys import describe_toml_error, missing_keys
+from utils.config_keys import describe_toml_error, is_placeholder, missing_keys
 from utils.destinations import prepare_destination
 from utils.environments import (
     ENVIRONMENT_VARIABLE,
@@ -253,11 +253,6 @@ def _setting(trace: ResolvedValueTrace) -> Setting:
         origin += " - still the example's <...> placeholder: replace it with the real value"
         return Setting(key, origin=origin, secret=is_secret_hint(trace.hint), missing=True)
     return Setting(key, origin=origin, secret=is_secret_hint(trace.hint))
-
-
-def is_placeholder(value: object) -> bool:
-    """Whether `value` is one of `.dlt/secrets.toml.example`'s placeholders, such as `<host>`."""
-    return isinstance(value, str) and len(value) > 2 and value.startswith("<") and value.endswith(">")
 
 
 def describe_environment(environment: Environment | None, settings: VaultSettings) -> str:

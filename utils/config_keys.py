@@ -21,6 +21,7 @@ from dlt.common.configuration.specs.base_configuration import (
     extract_inner_hint,
     is_secret_hint,
 )
+from dlt.common.configuration.utils import get_resolved_traces
 
 from utils.errors import ConfigurationError
 
@@ -102,6 +103,56 @@ def where_to_set(keys: Sequence[str], secrets: Iterable[str]) -> str:
         where = f"Put {'it' if len(keys) == 1 else 'them'} in {in_secrets if secret else '.dlt/config.toml'}"
     variables = "the environment variable" if len(keys) == 1 else "the environment variables"
     return f"{where}, or set {variables} {listing([env_names([key]) for key in keys])}."
+
+
+def is_placeholder(value: object) -> bool:
+    """Whether `value` is one of `.dlt/secrets.toml.example`'s placeholders, such as `<host>`."""
+    return isinstance(value, str) and len(value) > 2 and value.startswith("<") and value.endswith(">")
+
+
+@contextmanager
+def placeholders_refused(pipeline_name: str) -> Iterator[None]:
+    """Refuse a setting resolved in the block that is still `.dlt/secrets.toml.example`'s placeholder.
+
+    A copy of the example not yet filled in resolves (`host = "<host>"`), so without this a run
+    fails later with a misleading message (a host that "does not parse") or takes the placeholder
+    to the network (a HubSpot token). `./dev check-config` flags the same values (`utils.check`);
+    both read dlt's record of what resolved from where. The error names every such key and the
+    file it came from, never a value, and replaces any error the block raised because of them.
+
+    Args:
+        pipeline_name: Named in the message.
+
+    Raises:
+        ConfigurationError: A setting resolved to a placeholder (permanent: the file must be edited).
+    """
+    traces = get_resolved_traces()
+    start = len(traces.resolved_traces)
+    try:
+        yield
+    except ConfigFieldMissingException:
+        raise  # the missing keys come first: that message says where the example is
+    except Exception:
+        _refuse_placeholders(pipeline_name, traces.resolved_traces[start:])
+        raise
+    _refuse_placeholders(pipeline_name, traces.resolved_traces[start:])
+
+
+def _refuse_placeholders(pipeline_name: str, traces: Sequence[Any]) -> None:
+    found = {".".join([*t.sections, t.key]): t.provider_name for t in traces if is_placeholder(t.value)}
+    if not found:
+        return
+    keys = sorted(found)
+    places = listing(sorted(set(found.values())))
+    one = len(keys) == 1
+    raise ConfigurationError(
+        f"Pipeline '{pipeline_name}': {listing(keys)} {'is' if one else 'are'} still the example's <...> "
+        f"placeholder{'' if one else 's'} (from .dlt/secrets.toml.example, set in {places}): replace "
+        f"{'it with the real value' if one else 'each with the real value'} (or delete the line, if the "
+        "setting is optional), or set "
+        f"{'the environment variable' if one else 'the environment variables'} "
+        f"{listing([env_names([key]) for key in keys])}. `./dev check-config` lists every setting."
+    ) from None
 
 
 def listing(items: Sequence[str]) -> str:

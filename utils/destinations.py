@@ -31,7 +31,7 @@ from dlt.common.configuration.exceptions import (
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from utils.config_keys import env_names, listing, missing_keys
+from utils.config_keys import env_names, listing, missing_keys, placeholders_refused
 from utils.environments import apply_environment, environment_destination
 from utils.errors import ConfigurationError
 from utils.errors import find_cause as find_cause  # re-exported: sources' tests import it from here
@@ -254,8 +254,15 @@ def prepare_destination(pipeline: dlt.Pipeline) -> Any:
 
     Raises:
         ConfigFieldMissingException: Required keys did not resolve (dlt's, with the lookup traces).
-        ConfigurationError: A value cannot be used; names the setting, never its value.
+        ConfigurationError: A value cannot be used, or is still the example's placeholder; names the
+            setting, never its value.
     """
+    # A value still the example's placeholder is named as such, not as a value that does not parse.
+    with placeholders_refused(pipeline.pipeline_name):
+        return _prepare_destination(pipeline)
+
+
+def _prepare_destination(pipeline: dlt.Pipeline) -> Any:
     _unpin_settings(pipeline)  # resolved afresh each time: a setting may have changed since
     destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
     section = f"destination.{destination_type}.credentials"

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import currencies
+from pipelines import currencies, products
 from sandbox.frankfurter import FrankfurterServer
+from sandbox.postgres import CatalogueMutator
 from utils.errors import DestinationUnavailableError, PermanentPipelineError
 from utils.run_engine import is_permanent
 
@@ -78,6 +79,20 @@ def test_an_unreachable_snowflake_after_earlier_loads_is_one_line_not_a_tracebac
 
     assert_names_the_host_setting(caught.value)
     assert "checking the destination for dropped tables" in str(caught.value)
+
+
+def test_an_unreachable_snowflake_met_by_a_source_is_the_same_one_line(
+    catalogue: CatalogueMutator, unreachable_snowflake: None
+) -> None:
+    # A first products load asks the destination whether each table is empty while its source is
+    # built (sources/products/first_load.py), before dlt's sync step: another way to meet it.
+    with pytest.raises(DestinationUnavailableError) as caught:
+        products.run()
+
+    message = str(caught.value)
+    assert message.startswith("Pipeline 'products' failed while talking to the destination: cannot connect")
+    assert "destination.snowflake.credentials.host" in message, message
+    assert PASSWORD not in message
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.sources import DltResource, DltSource
 
 from utils import gc_settings
-from utils.config_keys import listing, missing_keys, secret_keys, where_to_set
+from utils.config_keys import listing, missing_keys, placeholders_refused, secret_keys, where_to_set
 from utils.destinations import SQL_DESTINATIONS, check_destination
 from utils.errors import (
     ConfigurationError,
@@ -92,7 +92,17 @@ def run_pipeline(pipeline: dlt.Pipeline, source: Source, **run_options: Any) -> 
         pipeline.collector = collector  # what `dlt.pipeline(progress=...)` sets
     config = check_destination(pipeline)
     with destination_kept_open(pipeline, config):
-        return _run(pipeline, source, started, run_options)
+        try:
+            return _run(pipeline, source, started, run_options)
+        except PipelineError:
+            raise
+        except Exception as exc:
+            # The destination met anywhere else - a source asking whether its table is empty
+            # before a first load, say - is reported the same way, not as a driver traceback.
+            cannot = unavailable(pipeline, exc, "while talking to the destination")
+            if cannot is not None:
+                raise cannot from exc
+            raise
 
 
 def _run(pipeline: dlt.Pipeline, source: Source, started: float, run_options: dict[str, Any]) -> LoadSummary:
@@ -354,6 +364,13 @@ def _is_host_signal(exc: BaseException) -> bool:
 
 
 def _build(pipeline: dlt.Pipeline, source: Source, *, refresh: bool) -> DltSource | DltResource:
+    # A setting still `.dlt/secrets.toml.example`'s placeholder is refused by key once the source's
+    # settings resolve, before anything connects (a placeholder token would go to the network).
+    with placeholders_refused(pipeline.pipeline_name):
+        return _build_source(pipeline, source, refresh=refresh)
+
+
+def _build_source(pipeline: dlt.Pipeline, source: Source, *, refresh: bool) -> DltSource | DltResource:
     # A credentials URL whose password is not URL-encoded is refused by key before any parser or
     # connector can quote part of it (utils.sql_connection).
     credentials_key = f"sources.{pipeline.pipeline_name}.credentials"
