@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -186,25 +187,66 @@ def check_destination(pipeline: dlt.Pipeline) -> Any:
         return prepare_destination(pipeline)
     except ConfigFieldMissingException as exc:
         destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
-        missing = missing_keys(exc, f"destination.{destination_type}")
-        either: list[str] = []
-        if destination_type == "snowflake":
-            # dlt checks the login keys only once the required ones resolve: name them now too,
-            # so one message lists everything to set.
-            missing, either = _snowflake_login_missing(exc, missing)
-        needed = listing(missing)
-        variables = listing([env_names([key]) for key in missing])
-        if either:
-            needed = f"{', '.join(missing)} and either {either[0]} (key-pair authentication, as SVC_DLT uses) or {either[1]}"
-            variables = f"{env_names(missing)} and {env_names(either[:1])} or {env_names(either[1:])}"
-        single = len(missing) == 1 and not either
-        pronoun, noun = ("it", "variable") if single else ("them", "variables")
+        missing = missing_destination_keys(exc, destination_type)
         raise ConfigurationError(
-            f"Pipeline '{pipeline.pipeline_name}' cannot load into {destination_type}: missing {needed}. "
-            f"Put {pronoun} in .dlt/secrets.toml (see .dlt/secrets.toml.example), set the environment "
-            f"{noun} {variables}, or enable the AWS Secrets Manager provider. To run locally without "
-            "a warehouse, set DLT__DESTINATION=duckdb." + describe_missing([*missing, *either])
+            f"Pipeline '{pipeline.pipeline_name}' cannot load into {destination_type}: missing {missing.keys}. "
+            f"Put {missing.pronoun} in .dlt/secrets.toml (see .dlt/secrets.toml.example), set "
+            f"{missing.variables}, or enable the AWS Secrets Manager provider. To run locally without "
+            "a warehouse, set DLT__DESTINATION=duckdb." + describe_missing(missing.all)
         ) from None
+
+
+@dataclass(frozen=True)
+class MissingKeys:
+    """A destination's missing keys, worded for a message (`missing_destination_keys`)."""
+
+    keys: str
+    """E.g. `a, b and either c (key-pair authentication, ...) or d`."""
+    variables: str
+    """E.g. `the environment variables A, B and C or D`."""
+    pronoun: str
+    """`it` for one key, `them` for several."""
+    all: list[str]
+    """Every key named, alternatives included."""
+
+
+def missing_destination_keys(exc: ConfigFieldMissingException, destination_type: str) -> MissingKeys:
+    """Every key a destination's credentials lack, in one list (dlt's, and Snowflake's login keys).
+
+    Args:
+        exc: dlt's error for the destination's configuration (or for its credentials alone).
+        destination_type: E.g. `snowflake`.
+
+    Returns:
+        The keys and their environment variables, worded for a message.
+    """
+    missing = missing_keys(exc, f"destination.{destination_type}")
+    either: list[str] = []
+    if destination_type == "snowflake":
+        # dlt checks the login keys only once the required ones resolve: name them now too,
+        # so one message lists everything to set.
+        missing, either = _snowflake_login_missing(exc, missing)
+    variables = [env_names([key]) for key in missing]
+    if not either:
+        one = len(missing) == 1
+        return MissingKeys(
+            keys=listing(missing),
+            variables=f"the environment variable{'' if one else 's'} {listing(variables)}",
+            pronoun="it" if one else "them",
+            all=missing,
+        )
+    return MissingKeys(
+        keys=(
+            f"{', '.join(missing)} and either {either[0]} (key-pair authentication, as SVC_DLT uses) "
+            f"or {either[1]}"
+        ),
+        variables=(
+            f"the environment variables {', '.join(variables)} and {env_names(either[:1])} or "
+            f"{env_names(either[1:])}"
+        ),
+        pronoun="them",
+        all=[*missing, *either],
+    )
 
 
 def _snowflake_login_missing(

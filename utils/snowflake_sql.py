@@ -45,7 +45,7 @@ from sqlglot import Token, TokenType
 from sqlglot.dialects.snowflake import Snowflake
 from sqlglot.errors import TokenError
 
-from utils.config_keys import missing_keys
+from utils.destinations import missing_destination_keys
 from utils.errors import ConfigurationError, PipelineError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -250,20 +250,31 @@ def connect() -> Any:
     # Imported here: printing SQL must not need the connector.
     import snowflake.connector
 
-    where = (
-        "Put them in .dlt/secrets.toml (see .dlt/secrets.toml.example), set the matching "
-        "DESTINATION__SNOWFLAKE__CREDENTIALS__* environment variables, or enable the AWS Secrets "
-        "Manager provider."
-    )
     try:
         credentials = snowflake_credentials()
     except ConfigFieldMissingException as exc:
-        missing = ", ".join(missing_keys(exc, "destination.snowflake"))
-        raise ConfigurationError(f"Cannot connect to Snowflake: missing {missing}. {where}") from None
+        missing = missing_destination_keys(exc, "snowflake")
+        raise ConfigurationError(
+            f"Cannot connect to Snowflake: missing {missing.keys}. Put {missing.pronoun} in "
+            f".dlt/secrets.toml (see .dlt/secrets.toml.example), set {missing.variables}, or enable "
+            "the AWS Secrets Manager provider."
+        ) from None
     except ConfigurationValueError as exc:
         # dlt's own message names the fields (e.g. a password missing for password authentication).
-        raise ConfigurationError(f"Cannot connect to Snowflake: {exc} {where}") from None
-    return snowflake.connector.connect(**credentials.to_connector_params())
+        raise ConfigurationError(
+            f"Cannot connect to Snowflake: {exc} Put them in .dlt/secrets.toml (see "
+            ".dlt/secrets.toml.example), set the matching DESTINATION__SNOWFLAKE__CREDENTIALS__* "
+            "environment variables, or enable the AWS Secrets Manager provider."
+        ) from None
+    try:
+        return snowflake.connector.connect(**credentials.to_connector_params())
+    except snowflake.connector.errors.Error as exc:
+        from utils.run_engine.unavailable import snowflake_unreachable  # the run engine's rule, when needed
+
+        cannot = snowflake_unreachable(exc, "Applying the SQL failed", "Nothing was applied; run it again.")
+        if cannot is not None:
+            raise cannot from exc
+        raise
 
 
 def apply(statements: Sequence[Statement], connection: Any) -> int:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dlt.common.configuration.specs import ConnectionStringCredentials
 
+from utils.config_keys import env_names, listing
 from utils.errors import ConfigurationError, UpstreamUnavailableError, UpstreamUnreachableError
 
 if TYPE_CHECKING:  # SQLAlchemy is imported by `connect_postgres` only: HTTP pipelines never load it
@@ -143,9 +144,11 @@ def connection_target(credentials: ConnectionStringCredentials, key: str) -> Con
         if value in (None, "")
     ]
     if missing:
+        one = len(missing) == 1
         raise ConfigurationError(
-            f"`{key}` is incomplete: missing {', '.join(missing)}. Set them in .dlt/secrets.toml, the "
-            "vault or environment variables, or give the whole connection as one URL."
+            f"`{key}` is incomplete: missing {listing(missing)}. Set {'it' if one else 'them'} in "
+            f".dlt/secrets.toml, the vault or {'the environment variable' if one else 'the environment variables'} "
+            f"{listing([env_names([name]) for name in missing])}, or give the whole connection as one URL."
         )
     host = str(credentials.host)
     database = str(credentials.database)

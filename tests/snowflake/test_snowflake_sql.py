@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,41 @@ def test_apply_without_credentials_names_the_missing_keys(
     assert "destination.snowflake.credentials.host" in err
     assert "destination.snowflake.credentials.database" in err
     assert ".dlt/secrets.toml" in err
+    # dlt asks for the login keys only once host and database resolve: named in the same message.
+    assert "destination.snowflake.credentials.username and either" in err, err
+    assert "destination.snowflake.credentials.private_key (key-pair authentication" in err
+
+
+def test_apply_to_an_unreachable_snowflake_is_one_line_naming_the_host_setting(
+    no_snowflake_config: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    password = secrets.token_hex(8)  # made up per run; must never be shown
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv(f"{CREDENTIALS}HOST", "xy12345.eu-west-1")
+    monkeypatch.setenv(f"{CREDENTIALS}DATABASE", "RAW")
+    monkeypatch.setenv(f"{CREDENTIALS}USERNAME", "SVC_DLT")
+    monkeypatch.setenv(f"{CREDENTIALS}PASSWORD", password)
+    monkeypatch.setenv(
+        f"{CREDENTIALS}QUERY",
+        f'{{"host": "127.0.0.1", "port": {port}, "protocol": "http", "login_timeout": 5}}',
+    )
+    write(tmp_path / "sql", "01.sql", "create schema if not exists S;")
+
+    assert snowflake_sql.main(["apply", str(tmp_path / "sql")]) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "error: Applying the SQL failed: cannot connect to Snowflake (Connection refused)"
+    ), err
+    assert "destination.snowflake.credentials.host" in err
+    assert "Nothing was applied" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert password not in err
 
 
 def test_apply_runs_every_statement_through_the_connector(

@@ -74,6 +74,25 @@ def test_incomplete_credentials_name_the_missing_keys(missing: str) -> None:
         connection_target(credentials, KEY)
 
 
+def test_one_missing_key_is_it_and_several_are_them() -> None:
+    credentials = ConnectionStringCredentials("postgresql://loader@db.example.com:5432/shop")
+    with pytest.raises(ConfigurationError) as one:
+        connection_target(credentials, KEY)
+    credentials.host = None
+    with pytest.raises(ConfigurationError) as two:
+        connection_target(credentials, KEY)
+
+    env = KEY.upper().replace(".", "__")
+    assert (
+        f"missing {KEY}.password. Set it in .dlt/secrets.toml, the vault or the environment variable {env}__PASSWORD,"
+        in str(one.value)
+    )
+    assert (
+        f"missing {KEY}.host and {KEY}.password. Set them in .dlt/secrets.toml, the vault or the environment "
+        f"variables {env}__HOST and {env}__PASSWORD,"
+    ) in str(two.value)
+
+
 def test_a_port_that_is_not_a_number_is_refused_by_key() -> None:
     credentials = ConnectionStringCredentials("postgresql://loader:pw@db.example.com:5432/shop")
     credentials.port = 70000

@@ -69,15 +69,32 @@ def unavailable(pipeline: dlt.Pipeline, exc: BaseException, doing: str) -> Desti
             )
     if destination != "snowflake":
         return None
+    return snowflake_unreachable(
+        exc,
+        f"Pipeline '{name}' failed {doing}",
+        "This may heal, so it is retried; pending load packages are kept and finished by the next run.",
+    )
+
+
+def snowflake_unreachable(exc: BaseException, prefix: str, after: str) -> DestinationUnavailableError | None:
+    """The error to raise when `exc` says Snowflake cannot be connected to, else None.
+
+    Args:
+        exc: The failure, with its chain of causes.
+        prefix: The message's start, e.g. "Pipeline 'products' failed at the sync step".
+        after: The sentence that ends the message: what happens now.
+
+    Returns:
+        A transient `DestinationUnavailableError` naming the host setting, or None.
+    """
     reason = _connection_reason(exc)
     if reason is None:
         return None
     settings = CONNECTION_SETTINGS["snowflake"]
     return DestinationUnavailableError(
-        f"Pipeline '{name}' failed {doing}: cannot connect to Snowflake ({reason}). Check "
-        f"{', '.join(settings)} - the account identifier, e.g. xy12345.eu-west-1 - ({env_names(settings)}) "
-        "and that this machine can reach Snowflake (network, proxy, firewall). This is retried, as it "
-        "may heal; pending load packages are kept and finished by the next run."
+        f"{prefix}: cannot connect to Snowflake ({reason}). Check {', '.join(settings)} - the account "
+        f"identifier, e.g. xy12345.eu-west-1 - ({env_names(settings)}) and that this machine can reach "
+        f"Snowflake (network, proxy, firewall). {after}"
     )
 
 
@@ -86,11 +103,14 @@ def _connection_reason(exc: BaseException) -> str | None:
     reason: str | None = None
     for current in chain(exc):
         if isinstance(current, OSError):
-            # The operating system's own words ("Name or service not known", "Connection refused").
-            return current.strerror or type(current).__name__
+            if current.strerror:
+                # The operating system's own words ("Name or service not known", "Connection refused").
+                return current.strerror
+            reason = reason or type(current).__name__  # `requests`' ConnectionError wraps the socket's
+            continue
         errno = getattr(current, "errno", None)
         if type(current).__module__.startswith("snowflake.connector") and (
             errno == _SNOWFLAKE_CONNECT_FAILED and _SNOWFLAKE_NO_BACKEND in str(current)
         ):
-            reason = "the Snowflake backend did not answer"
+            reason = reason or "the Snowflake backend did not answer"
     return reason
