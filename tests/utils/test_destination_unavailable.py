@@ -95,6 +95,31 @@ def test_an_unreachable_snowflake_met_by_a_source_is_the_same_one_line(
     assert PASSWORD not in message
 
 
+def test_an_unreachable_filesystem_destination_names_the_bucket_and_endpoint_settings(
+    frankfurter: FrankfurterServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "Secret-unreachable-9c2e"  # made up for the test; must never be shown
+    monkeypatch.setenv("DLT__DESTINATION", "filesystem")
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", "s3://landing")
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__CREDENTIALS__AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__CREDENTIALS__AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__CREDENTIALS__REGION_NAME", "eu-west-1")
+    monkeypatch.setenv(
+        "DESTINATION__FILESYSTEM__CREDENTIALS__ENDPOINT_URL", f"http://127.0.0.1:{closed_loopback_port()}"
+    )
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+
+    with pytest.raises(DestinationUnavailableError) as caught:
+        currencies.run()
+
+    message = str(caught.value)
+    assert not is_permanent(caught.value)
+    assert "cannot connect to the filesystem destination's storage" in message, message
+    assert "destination.filesystem.bucket_url and destination.filesystem.credentials.endpoint_url" in message
+    assert "\n" not in message
+    assert secret not in message
+
+
 @pytest.fixture
 def locked(warehouse: Path) -> Iterator[int]:
     """Another process holding the test's DuckDB file open (as a DuckDB CLI or a second run would)."""

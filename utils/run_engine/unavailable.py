@@ -1,23 +1,25 @@
 """A destination that cannot be reached or opened right now, named for a person.
 
-Two failures reach a run from the database driver rather than from dlt's own checks, so they used
-to come out as a driver traceback or dlt's generic "check if you configured the credentials at all"
-sentence:
+Two failures reach a run from the database driver or the storage client rather than from dlt's
+own checks, so they used to come out as a driver traceback, or as one line naming no setting, or
+as dlt's generic "check if you configured the credentials at all" sentence:
 
-* Snowflake cannot be connected to (the account identifier does not resolve, the network or a proxy
-  is down): the connector raises its own `OperationalError` (errno 250001) or a socket error.
+* Snowflake, or the filesystem destination's storage (the S3 landing bucket), cannot be connected
+  to - the account identifier or endpoint does not resolve, the network or a proxy is down: the
+  connector raises its own `OperationalError` (errno 250001) or a socket error.
 * A DuckDB file is locked by another process (a second run, a DuckDB CLI or notebook holding it):
   DuckDB raises `IOException: Could not set lock on file ...`.
 
 Both are transient - the network comes back, the other process lets go - so the error raised is a
 `DestinationUnavailableError`, which flows retry. The message names the settings to check (or the
 file, whose path is not a secret) and never quotes a credential: only the operating system's
-reason or DuckDB's lock line is kept, never the connector's text around it.
+reason or DuckDB's lock line is kept, never the client's text around it.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 
 import dlt
 
@@ -33,9 +35,15 @@ _DUCKDB_LOCK_PID = re.compile(r"\(PID (?P<pid>\d+)\)")
 _SNOWFLAKE_CONNECT_FAILED = 250001
 _SNOWFLAKE_NO_BACKEND = "Could not connect to Snowflake backend"
 
+# Errors that say a network connection failed: the operating system's, and the HTTP clients' own
+# wrappers around them (`requests`' and urllib3's are `OSError`s with no text of the system's).
+_NETWORK_ERRORS = (ConnectionError, TimeoutError, socket.gaierror, socket.herror)
+_NETWORK_LIBRARIES = ("requests", "urllib3", "snowflake", "botocore", "aiobotocore", "aiohttp")
+
 # What to check when a destination cannot be connected to, by destination type.
 CONNECTION_SETTINGS = {
     "snowflake": ["destination.snowflake.credentials.host"],
+    "filesystem": ["destination.filesystem.bucket_url", "destination.filesystem.credentials.endpoint_url"],
 }
 
 
@@ -67,6 +75,17 @@ def unavailable(pipeline: dlt.Pipeline, exc: BaseException, doing: str) -> Desti
                 "that connection or wait for the other run to finish; this is retried, as it heals once "
                 "the file is free."
             )
+    if destination == "filesystem":
+        reason = _connection_reason(exc)
+        if reason is None:
+            return None
+        settings = CONNECTION_SETTINGS["filesystem"]
+        return DestinationUnavailableError(
+            f"Pipeline '{name}' failed {doing}: cannot connect to the filesystem destination's storage "
+            f"({reason}). Check {' and '.join(settings)} ({env_names(settings)}) and that this machine "
+            "can reach it (network, proxy, firewall). This may heal, so it is retried; pending load "
+            "packages are kept and finished by the next run."
+        )
     if destination != "snowflake":
         return None
     return snowflake_unreachable(
@@ -99,13 +118,19 @@ def snowflake_unreachable(exc: BaseException, prefix: str, after: str) -> Destin
 
 
 def _connection_reason(exc: BaseException) -> str | None:
-    """Why a Snowflake connection failed, without any of the connector's text, or None if it did not."""
+    """Why a network connection failed, without any of the client's text, or None if none did.
+
+    Only network errors count: a file the load could not read is an `OSError` too, and no
+    connection setting would fix it.
+    """
     reason: str | None = None
     for current in chain(exc):
-        if isinstance(current, OSError):
-            if current.strerror:
-                # The operating system's own words ("Name or service not known", "Connection refused").
-                return current.strerror
+        if isinstance(current, _NETWORK_ERRORS) and current.strerror:
+            # The operating system's own words ("Name or service not known", "Connection refused").
+            return current.strerror
+        if isinstance(current, _NETWORK_ERRORS) or (
+            isinstance(current, OSError) and type(current).__module__.startswith(_NETWORK_LIBRARIES)
+        ):
             reason = reason or type(current).__name__  # `requests`' ConnectionError wraps the socket's
             continue
         errno = getattr(current, "errno", None)
