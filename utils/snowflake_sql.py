@@ -269,8 +269,12 @@ def connect() -> Any:
     try:
         return snowflake.connector.connect(**credentials.to_connector_params())
     except snowflake.connector.errors.Error as exc:
-        from utils.run_engine.unavailable import snowflake_unreachable  # the run engine's rule, when needed
+        # The run engine's rules, imported only when needed.
+        from utils.run_engine.destination_failures import snowflake_login_refused, snowflake_unreachable
 
+        refused = snowflake_login_refused(exc, "Applying the SQL failed")
+        if refused is not None:
+            raise refused from None
         cannot = snowflake_unreachable(exc, "Applying the SQL failed", "Nothing was applied; run it again.")
         if cannot is not None:
             raise cannot from exc

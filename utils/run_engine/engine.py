@@ -54,8 +54,8 @@ from utils.errors import (
 )
 from utils.load_summary import LoadSummary, rows_per_load
 from utils.run_engine import dlt_private, progress
+from utils.run_engine.destination_failures import destination_failure
 from utils.run_engine.failures import chain, first_cause_line, is_permanent, stop_signal, table_of
-from utils.run_engine.unavailable import unavailable
 from utils.sql_connection import ENCODE_HINT, refuse_ambiguous_url
 from utils.vault_provider import describe_missing
 
@@ -99,7 +99,7 @@ def run_pipeline(pipeline: dlt.Pipeline, source: Source, **run_options: Any) -> 
         except Exception as exc:
             # The destination met anywhere else - a source asking whether its table is empty
             # before a first load, say - is reported the same way, not as a driver traceback.
-            cannot = unavailable(pipeline, exc, "while talking to the destination")
+            cannot = destination_failure(pipeline, exc, "while talking to the destination")
             if cannot is not None:
                 raise cannot from exc
             raise
@@ -229,7 +229,7 @@ def destination_step(pipeline: dlt.Pipeline, doing: str, kept: str = _KEPT) -> I
     dlt's errors, and a database driver's own (a connection dlt opens outside its translation), by
     the same rule as `translate` (`utils.run_engine.failures`): one line a person can act on,
     permanent when no retry can fix it, transient otherwise; the original stays chained. A
-    destination that cannot be reached or opened (`utils.run_engine.unavailable`) names what to check.
+    destination that cannot be reached or opened (`utils.run_engine.destination_failures`) names what to check.
 
     Args:
         pipeline: The pipeline whose destination is being talked to.
@@ -248,7 +248,7 @@ def destination_step(pipeline: dlt.Pipeline, doing: str, kept: str = _KEPT) -> I
     except Exception as exc:
         # A driver's own error too (Snowflake's connector raises its DB-API `OperationalError` while
         # dlt opens the connection, outside dlt's translation): never a raw traceback.
-        cannot = unavailable(pipeline, exc, doing)
+        cannot = destination_failure(pipeline, exc, doing)
         if cannot is not None:
             raise cannot from exc
         if not isinstance(exc, DltException | OSError) and not _is_driver_error(exc):
@@ -289,7 +289,7 @@ def translate(pipeline: dlt.Pipeline, exc: PipelineStepFailed) -> PipelineError:
     if drift is not None:
         return _schema_drift(pipeline, drift)
     if exc.step in ("sync", "load"):
-        cannot = unavailable(pipeline, exc, f"at the {exc.step} step")
+        cannot = destination_failure(pipeline, exc, f"at the {exc.step} step")
         if cannot is not None:
             return cannot
     if exc.step == "load" and isinstance(exc.exception, DestinationTerminalException):

@@ -1,6 +1,6 @@
-"""A destination that cannot be reached or opened right now, named for a person.
+"""A destination that cannot be reached, opened or logged in to, named for a person.
 
-Two failures reach a run from the database driver or the storage client rather than from dlt's
+Three failures reach a run from the database driver or the storage client rather than from dlt's
 own checks, so they used to come out as a driver traceback, or as one line naming no setting, or
 as dlt's generic "check if you configured the credentials at all" sentence:
 
@@ -9,9 +9,12 @@ as dlt's generic "check if you configured the credentials at all" sentence:
   connector raises its own `OperationalError` (errno 250001) or a socket error.
 * A DuckDB file is locked by another process (a second run, a DuckDB CLI or notebook holding it):
   DuckDB raises `IOException: Could not set lock on file ...`.
+* Snowflake refuses the login (a wrong user, password or key): the connector raises a
+  `DatabaseError` with SQLSTATE 28000. No retry fixes it: a `ConfigurationError` naming the login
+  keys, with Snowflake's own reason (which quotes no credential).
 
-Both are transient - the network comes back, the other process lets go - so the error raised is a
-`DestinationUnavailableError`, which flows retry. The message names the settings to check (or the
+The first two are transient - the network comes back, the other process lets go - so the error
+raised is a `DestinationUnavailableError`, which flows retry. The message names the settings to check (or the
 file, whose path is not a secret) and never quotes a credential: only the operating system's
 reason or DuckDB's lock line is kept, never the client's text around it.
 """
@@ -24,7 +27,7 @@ import socket
 import dlt
 
 from utils.config_keys import env_names
-from utils.errors import DestinationUnavailableError
+from utils.errors import ConfigurationError, DestinationUnavailableError, PipelineError
 from utils.run_engine.failures import chain
 
 # DuckDB's lock error, e.g. `Could not set lock on file "/x/warehouse.duckdb": Conflicting lock is held
@@ -34,6 +37,11 @@ _DUCKDB_LOCK_PID = re.compile(r"\(PID (?P<pid>\d+)\)")
 # snowflake-connector-python's errno for "Failed to connect to DB" (snowflake.connector.errorcode).
 _SNOWFLAKE_CONNECT_FAILED = 250001
 _SNOWFLAKE_NO_BACKEND = "Could not connect to Snowflake backend"
+# SQLSTATE class 28, "invalid authorization specification": a login Snowflake refused.
+_INVALID_AUTHORIZATION = "28"
+# The connector's "390100 (28000): Failed to connect to DB: <host>:<port>. <Snowflake's reason>".
+_SNOWFLAKE_REASON = re.compile(r"Failed to connect to DB: \S+?\. (?P<reason>.+)", re.DOTALL)
+_SNOWFLAKE = "destination.snowflake.credentials"
 
 # Errors that say a network connection failed: the operating system's, and the HTTP clients' own
 # wrappers around them (`requests`' and urllib3's are `OSError`s with no text of the system's).
@@ -47,8 +55,8 @@ CONNECTION_SETTINGS = {
 }
 
 
-def unavailable(pipeline: dlt.Pipeline, exc: BaseException, doing: str) -> DestinationUnavailableError | None:
-    """The error to raise when `exc` says the destination cannot be reached or opened, else None.
+def destination_failure(pipeline: dlt.Pipeline, exc: BaseException, doing: str) -> PipelineError | None:
+    """The error to raise when `exc` says the destination cannot be reached, opened or logged in to.
 
     Args:
         pipeline: The pipeline whose destination failed.
@@ -56,8 +64,8 @@ def unavailable(pipeline: dlt.Pipeline, exc: BaseException, doing: str) -> Desti
         doing: What the run was doing, for the message (e.g. "at the sync step").
 
     Returns:
-        A transient `DestinationUnavailableError` naming what to check, or None when `exc` is
-        something else (the caller's own rule then applies).
+        A transient `DestinationUnavailableError` naming what to check, a `ConfigurationError` for a
+        refused login, or None when `exc` is something else (the caller's own rule then applies).
     """
     name = pipeline.pipeline_name
     destination = pipeline.destination.destination_type.rsplit(".", 1)[-1] if pipeline.destination else ""
@@ -88,6 +96,9 @@ def unavailable(pipeline: dlt.Pipeline, exc: BaseException, doing: str) -> Desti
         )
     if destination != "snowflake":
         return None
+    refused = snowflake_login_refused(exc, f"Pipeline '{name}' failed {doing}")
+    if refused is not None:
+        return refused
     return snowflake_unreachable(
         exc,
         f"Pipeline '{name}' failed {doing}",
@@ -115,6 +126,31 @@ def snowflake_unreachable(exc: BaseException, prefix: str, after: str) -> Destin
         f"identifier, e.g. xy12345.eu-west-1 - ({env_names(settings)}) and that this machine can reach "
         f"Snowflake (network, proxy, firewall). {after}"
     )
+
+
+def snowflake_login_refused(exc: BaseException, prefix: str) -> ConfigurationError | None:
+    """The error to raise when `exc` says Snowflake refused the login (SQLSTATE 28000), else None.
+
+    Args:
+        exc: The failure, with its chain of causes.
+        prefix: The message's start, e.g. "Pipeline 'products' failed at the sync step".
+
+    Returns:
+        A permanent `ConfigurationError` naming the login keys and Snowflake's reason, or None.
+    """
+    for current in chain(exc):
+        if type(current).__module__.startswith("snowflake.connector") and str(
+            getattr(current, "sqlstate", "") or ""
+        ).startswith(_INVALID_AUTHORIZATION):
+            said = _SNOWFLAKE_REASON.search(str(current))
+            reason = said["reason"].strip() if said else "invalid authorization"
+            keys = [f"{_SNOWFLAKE}.username", f"{_SNOWFLAKE}.private_key", f"{_SNOWFLAKE}.password"]
+            return ConfigurationError(
+                f"{prefix}: Snowflake refused the login ({reason[:200]}). Check {keys[0]} and its "
+                f"{keys[1]} (or {keys[2]}), and that the user's public key in Snowflake matches; no "
+                "retry can fix this, so it is not retried."
+            )
+    return None
 
 
 def _connection_reason(exc: BaseException) -> str | None:

@@ -1,19 +1,23 @@
-"""A destination that cannot be reached or opened: one transient line naming what to check, no secret."""
+"""A destination that cannot be reached, opened or logged in to: one line naming what to check, no secret."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
 from pipelines import currencies, products
 from sandbox.frankfurter import FrankfurterServer
 from sandbox.postgres import CatalogueMutator
-from utils.errors import DestinationUnavailableError, PermanentPipelineError
+from utils.errors import ConfigurationError, DestinationUnavailableError, PermanentPipelineError
 from utils.run_engine import is_permanent
 
 CREDENTIALS = "DESTINATION__SNOWFLAKE__CREDENTIALS__"
@@ -159,3 +163,56 @@ def test_a_duckdb_file_locked_by_another_process_is_one_transient_line_naming_th
     assert "Close that connection or wait for the other run to finish" in message
     assert "credentials at all" not in message  # dlt's boilerplate for a connection error
     assert "\n" not in message
+
+
+# -- a login Snowflake refuses: permanent, naming the login keys -------------------------------------
+
+
+@Request.application
+def refusing_login(request: Request) -> Response:
+    """Snowflake's answer to `POST /session/v1/login-request` with a wrong password (code 390100)."""
+    assert request.path == "/session/v1/login-request", request.path
+    body = {
+        "data": {"nextAction": None, "authnMethod": "USERNAME_PASSWORD"},
+        "code": "390100",
+        "message": "Incorrect username or password was specified.",
+        "success": False,
+    }
+    return Response(json.dumps(body), content_type="application/json")
+
+
+@pytest.fixture
+def snowflake_refusing_login(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The Snowflake destination pointed at a loopback login endpoint that refuses every login."""
+    server = make_server("127.0.0.1", 0, refusing_login, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("DLT__DESTINATION", "snowflake")
+    monkeypatch.setenv(f"{CREDENTIALS}HOST", "xy12345.eu-west-1")
+    monkeypatch.setenv(f"{CREDENTIALS}DATABASE", "RAW")
+    monkeypatch.setenv(f"{CREDENTIALS}USERNAME", "SVC_DLT")
+    monkeypatch.setenv(f"{CREDENTIALS}PASSWORD", PASSWORD)
+    query = {"host": "127.0.0.1", "port": server.port, "protocol": "http", "login_timeout": 5}
+    monkeypatch.setenv(f"{CREDENTIALS}QUERY", json.dumps(query))
+    try:
+        yield
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def test_a_refused_snowflake_login_is_permanent_and_names_the_login_keys(
+    frankfurter: FrankfurterServer, snowflake_refusing_login: None
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        currencies.run()
+
+    message = str(caught.value)
+    assert is_permanent(caught.value)  # a retry sends the same password
+    assert message.startswith(
+        "Pipeline 'currencies' failed at the sync step: Snowflake refused the login (Incorrect username or "
+        "password was specified.). Check destination.snowflake.credentials.username and its "
+        "destination.snowflake.credentials.private_key (or destination.snowflake.credentials.password)"
+    ), message
+    assert PASSWORD not in message
+    assert frankfurter.request_count() == 0  # refused before extracting
