@@ -29,6 +29,7 @@ from dlt.common.configuration.exceptions import (
     InvalidNativeValue,
     LookupTraces,
 )
+from dlt.common.configuration.utils import get_resolved_traces
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
@@ -309,6 +310,8 @@ def _prepare_destination(pipeline: dlt.Pipeline) -> Any:
     destination_type = pipeline.destination.destination_type.rsplit(".", 1)[-1]
     section = f"destination.{destination_type}.credentials"
     refuse_ambiguous_url(dlt.secrets.get(section), section)
+    traces = get_resolved_traces()
+    start = len(traces.resolved_traces)
     try:
         client = pipeline.destination_client()
     except ConfigFieldMissingException:
@@ -322,7 +325,10 @@ def _prepare_destination(pipeline: dlt.Pipeline) -> Any:
     except ConfigurationValueError as exc:
         # dlt's own checks of a resolved value, e.g. Snowflake's "requires `username` and
         # `password`" for partial credentials. Its text is not repeated: some carry the value.
-        raise ConfigurationError(_incomplete_credentials(pipeline.pipeline_name, section, str(exc))) from None
+        given = {t.key for t in traces.resolved_traces[start:] if list(t.sections)[-3:] == section.split(".")}
+        raise ConfigurationError(
+            _incomplete_credentials(pipeline.pipeline_name, section, str(exc), given)
+        ) from None
     except ValueError:
         # dlt reads `private_key_path` while resolving and raises a bare ValueError if it cannot.
         raise ConfigurationError(
@@ -468,12 +474,19 @@ def _duckdb_path_setting(pipeline_name: str) -> str:
     return _DUCKDB_PATH_KEY
 
 
-def _incomplete_credentials(pipeline_name: str, section: str, dlt_message: str) -> str:
+def _incomplete_credentials(pipeline_name: str, section: str, dlt_message: str, given: set[str]) -> str:
+    """What to set when dlt refused resolved credentials; `given` are the keys that did resolve."""
     if "username" in dlt_message and "password" in dlt_message:
-        needed = (
-            f"{section}.username and either {section}.private_key (key-pair authentication, as SVC_DLT "
-            f"uses) or {section}.password"
+        either = (
+            f"either {section}.private_key (key-pair authentication, as SVC_DLT uses) or {section}.password"
         )
+        login = {"password", "private_key", "private_key_path"} & given
+        if "username" in given and not login:
+            needed = either
+        elif login and "username" not in given:
+            needed = f"{section}.username"
+        else:
+            needed = f"{section}.username and {either}"
     else:
         needed = f"every key of {section} its authentication method needs"
     return (
