@@ -11,6 +11,9 @@ deployment started them.
 A Prefect task retry runs in the same process, on the same machine, so it finds the load packages
 its failed try left in dlt's working directory (`DLT_DATA_DIR`); the engine loads them before
 extracting anything new, and the report lists them beside the new load.
+
+A run stopped by a signal is not retried: a retry in a process that is being shut down is
+pointless, and nothing is lost - the next run finishes the pending package. See `run_and_report`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import gc
 import importlib
 import pkgutil
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -27,9 +31,11 @@ from prefect import Flow, Task, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.logging.handlers import APILogHandler
 
 from flows.lock import pipeline_lock
 from utils import gc_settings
+from utils.errors import RunStopped
 
 if TYPE_CHECKING:
     from utils.load_summary import LoadSummary
@@ -93,15 +99,56 @@ def run_and_report(pipeline_name: str, run: Callable[..., LoadSummary], **run_op
 
     Returns:
         The engine's report of what the run loaded.
+
+    Raises:
+        RunStopped: Ctrl-C stopped a dlt step. Prefect does not retry it (a `KeyboardInterrupt`):
+            the task and flow runs end Crashed ("aborted by an interrupt signal").
+        prefect.exceptions.TerminationSignal: SIGTERM stopped a dlt step. dlt holds the signal
+            back until the step can stop safely, so Prefect's own SIGTERM handler never saw it;
+            it is handed the signal now and reacts as to any SIGTERM it receives itself (its
+            cancellation handling included; else Crashed, "aborted by a termination signal", and
+            the process ends).
     """
     from utils.config_keys import toml_errors_named  # imported late: flows load without dlt
     from utils.run_engine import report_to
 
-    with pipeline_lock(pipeline_name), report_to(get_run_logger()), toml_errors_named():
-        # The engine counts rows in the tables inside `run()`, while the lock is held.
-        report = run(**run_options)
+    log = get_run_logger()
+    with pipeline_lock(pipeline_name), report_to(log), toml_errors_named():
+        try:
+            # The engine counts rows in the tables inside `run()`, while the lock is held.
+            report = run(**run_options)
+        except RunStopped as stopped:
+            log.warning(str(stopped))  # which signal, which step, what happens to the data
+            ship_logs()
+            hand_back_signal(stopped.signal_number)
+            raise
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # Prefect's TerminationSignal: the process ends next
+                ship_logs()
+            raise
     publish_load_report(report)
     return report
+
+
+def ship_logs() -> None:
+    """Send the run's queued log lines to the API now: a SIGTERM ends the process before its batch."""
+    APILogHandler().flush()
+
+
+def hand_back_signal(signal_number: int) -> None:
+    """Call this process's own handler of a SIGTERM that dlt held back, as if it arrived now.
+
+    Under a flow that is Prefect's handler, which raises its `TerminationSignal`. Nothing happens
+    for other signals, or when the handler is Python's default or ignores the signal.
+
+    Args:
+        signal_number: The signal that stopped the run.
+    """
+    if signal_number != signal.SIGTERM:
+        return
+    handler = signal.getsignal(signal.SIGTERM)
+    if callable(handler):
+        handler(signal_number, None)
 
 
 def publish_load_report(report: LoadSummary) -> None:
@@ -143,13 +190,18 @@ def run_as_command(flow: Flow[Any, Any]) -> NoReturn:
     pipeline's `run()` alone (`bench/flows.py --anatomy`, currencies, load 1-1.3). A failed flow
     ends the same way after printing its traceback, with exit status 1: through the teardown,
     DuckDB's bindings printed about 40 lines of "nanobind: leaked ..." after the error.
-    Ctrl-C and `sys.exit` keep Python's own handling.
+    A run that Ctrl-C stopped in a dlt step prints the engine's one line instead and exits with
+    130 (128 plus the signal), as `python -m pipelines` does; any other Ctrl-C and `sys.exit` keep
+    Python's own handling. (SIGTERM ends the process through Prefect's handler: `run_and_report`.)
 
     Args:
         flow: A flow of this package that takes no parameters (its defaults apply).
     """
     try:
         flow()
+    except RunStopped as stopped:
+        print(stopped, file=sys.stderr)
+        gc_settings.exit_process(128 + stopped.signal_number)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException:
