@@ -6,9 +6,10 @@
 
 Progress and the load report go to standard output. A failure prints one line saying what is
 wrong and what to change, and exits with status 1; the traceback is shown with `--debug` only.
-Ctrl-C or SIGTERM stops the run: one line says which signal stopped which step and what happens
-to the data (pending load packages are kept for the next run), and the exit status is 128 plus
-the signal number (130, 143), as a shell reports a process a signal ended.
+Ctrl-C or SIGTERM stops the run at dlt's next safe point (a second one at once): one line says
+which signal stopped which step and what happens to the data (pending load packages are kept for
+the next run), and the exit status is 128 plus the signal number (130, 143), as a shell reports a
+process a signal ended.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import datetime as dt
 import importlib
 import logging
+import os
 import pkgutil
 import signal
 import sys
@@ -66,20 +68,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.start_date or args.end_date:
         options.update(start_date=args.start_date, end_date=args.end_date)
 
-    from utils.config_keys import toml_errors_named  # imported late: `--help` needs no dlt
+    from dlt.common.runtime import signals as dlt_signals  # imported late: `--help` needs no dlt
+
+    from utils.config_keys import toml_errors_named
     from utils.run_engine import report_to
 
     def stop(number: int, frame: FrameType | None) -> None:
-        # SIGTERM stops the run as Ctrl-C does (Python's default would end the process on the
-        # spot, without a word): dlt keeps what it extracted, the engine says what happens to it.
-        raise RunStopped(stopped_message(args.name, number), number)
+        # The first Ctrl-C or SIGTERM asks dlt to stop at its next safe point, as dlt itself does
+        # while it normalises and loads (extraction checks between items): an exception raised at
+        # an arbitrary point can land in a finaliser, where Python ignores it and the run goes on.
+        # A second one stops at once. Python's default SIGTERM would end the process on the spot.
+        if dlt_signals.was_signal_received():
+            raise RunStopped(stopped_message(args.name, number), number)
+        dlt_signals.set_received_signal(number)
+        dlt_signals.wake_all()
+        if sys.stdin.isatty():
+            os.write(2, b"Stopping at the next safe point; press Ctrl-C again to stop at once.\n")
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         with report_to(_log), toml_errors_named():
             module = importlib.import_module(f"pipelines.{args.name}")
             module.run(**options)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through `stop`
+    except KeyboardInterrupt as exc:  # a stop: Ctrl-C or SIGTERM through `stop`
         number = exc.signal_number if isinstance(exc, RunStopped) else int(signal.SIGINT)
         print(exc if isinstance(exc, RunStopped) else stopped_message(args.name, number), file=sys.stderr)
         _log.debug("the full traceback:", exc_info=True)
@@ -94,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.name} does not take that option: {exc}", file=sys.stderr)
         return 2
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     return 0
 
 
