@@ -17,7 +17,12 @@ from werkzeug.wrappers import Request, Response
 from pipelines import currencies, products
 from sandbox.frankfurter import FrankfurterServer
 from sandbox.postgres import CatalogueMutator
-from utils.errors import ConfigurationError, DestinationUnavailableError, PermanentPipelineError
+from utils.errors import (
+    ConfigurationError,
+    DestinationUnavailableError,
+    PermanentPipelineError,
+    PipelineError,
+)
 from utils.run_engine import is_permanent
 
 CREDENTIALS = "DESTINATION__SNOWFLAKE__CREDENTIALS__"
@@ -162,6 +167,24 @@ def test_a_duckdb_file_locked_by_another_process_is_one_transient_line_naming_th
     assert f"the DuckDB file '{warehouse}' is in use by process {holder}" in message, message
     assert "Close that connection or wait for the other run to finish" in message
     assert "credentials at all" not in message  # dlt's boilerplate for a connection error
+    assert "\n" not in message
+
+
+def test_a_duckdb_file_that_cannot_be_opened_names_the_file_and_no_credentials_boilerplate(
+    frankfurter: FrankfurterServer, warehouse: Path
+) -> None:
+    currencies.run()
+    for leftover in warehouse.parent.glob(f"{warehouse.name}.wal"):
+        leftover.unlink()
+    warehouse.write_bytes(bytes(8) + b"DUCK" + b"\xff" * 4096)  # passes the header check, then corrupt
+
+    with pytest.raises(PipelineError) as caught:
+        currencies.run()
+
+    message = str(caught.value)
+    assert f"the DuckDB file '{warehouse}' cannot be opened (Corrupt database file" in message, message
+    assert "local.duckdb_path (LOCAL__DUCKDB_PATH)" in message
+    assert "credentials at all" not in message and "internet connection" not in message
     assert "\n" not in message
 
 

@@ -13,6 +13,9 @@ as dlt's generic "check if you configured the credentials at all" sentence:
   `DatabaseError` with SQLSTATE 28000. No retry fixes it: a `ConfigurationError` naming the login
   keys, with Snowflake's own reason (which quotes no credential).
 
+Any other DuckDB file dlt cannot open (a corrupt file) is named with DuckDB's own reason instead of
+dlt's connection boilerplate, and keeps the engine's rule (transient, as before).
+
 The first two are transient - the network comes back, the other process lets go - so the error
 raised is a `DestinationUnavailableError`, which flows retry. The message names the settings to check (or the
 file, whose path is not a secret) and never quotes a credential: only the operating system's
@@ -25,6 +28,7 @@ import re
 import socket
 
 import dlt
+from dlt.destinations.exceptions import DestinationConnectionError
 
 from utils.config_keys import env_names
 from utils.errors import ConfigurationError, DestinationUnavailableError, PipelineError
@@ -83,6 +87,18 @@ def destination_failure(pipeline: dlt.Pipeline, exc: BaseException, doing: str) 
                 "that connection or wait for the other run to finish; this is retried, as it heals once "
                 "the file is free."
             )
+    opened = _connection_failed(exc)
+    if opened is not None and destination == "duckdb":
+        # dlt's DestinationConnectionError says "check if you configured the credentials at all ...
+        # your internet connection may be down" for a local file too: DuckDB's own reason instead.
+        database = getattr(pipeline.destination.config_params.get("credentials"), "database", None)
+        file = f"the DuckDB file '{database}'" if isinstance(database, str) else "the DuckDB database"
+        return PipelineError(
+            f"Pipeline '{name}' failed {doing}: {file} cannot be opened ({opened}). If it is not this "
+            "project's database, point local.duckdb_path (LOCAL__DUCKDB_PATH) or "
+            "destination.duckdb.credentials at another file. Pending load packages are kept and "
+            "finished by the next run."
+        )
     if destination == "filesystem":
         reason = _connection_reason(exc)
         if reason is None:
@@ -150,6 +166,16 @@ def snowflake_login_refused(exc: BaseException, prefix: str) -> ConfigurationErr
                 f"{keys[1]} (or {keys[2]}), and that the user's public key in Snowflake matches; no "
                 "retry can fix this, so it is not retried."
             )
+    return None
+
+
+def _connection_failed(exc: BaseException) -> str | None:
+    """The driver's own reason when dlt could not open a destination connection, else None."""
+    for current in chain(exc):
+        if isinstance(current, DestinationConnectionError):
+            inner = current.inner_exc
+            text = next((line.strip() for line in str(inner).splitlines() if line.strip()), "")
+            return text[:300] or type(inner).__name__
     return None
 
 
