@@ -62,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s", stream=sys.stdout
     )
+    if not args.debug:
+        # The Snowflake connector logs its version, its domain and each urllib3 retry at INFO and
+        # WARNING: lines before the one that says what failed and which setting to check.
+        logging.getLogger("snowflake.connector").setLevel(logging.ERROR)
     options: dict[str, Any] = {}
     if args.full_refresh:
         options["full_refresh"] = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,35 @@ def test_a_refused_connection_is_one_line_first_and_the_traceback_only_with_debu
     assert "Traceback" not in result.stderr
     debug = run_command("currencies", "--debug", env=env)
     assert debug.returncode == 1 and "Traceback" in debug.stdout + debug.stderr
+
+
+def test_an_unreachable_snowflake_is_one_line_without_the_connectors_own_logging() -> None:
+    password = f"pw-{os.urandom(8).hex()}"  # made up; must never be shown
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    credentials = "DESTINATION__SNOWFLAKE__CREDENTIALS__"
+    env = {
+        "DLT__DESTINATION": "snowflake",
+        f"{credentials}HOST": "xy12345.eu-west-1",
+        f"{credentials}DATABASE": "RAW",
+        f"{credentials}USERNAME": "SVC_DLT",
+        f"{credentials}PASSWORD": password,
+        f"{credentials}QUERY": f'{{"host": "127.0.0.1", "port": {port}, "protocol": "http", "login_timeout": 5}}',
+    }
+
+    result = run_command("currencies", env=env)
+
+    assert result.returncode == 1
+    lines = [
+        line for line in (result.stdout + result.stderr).splitlines() if line.strip() and not _nanobind(line)
+    ]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(
+        "currencies failed: Pipeline 'currencies' failed at the sync step: cannot connect"
+    )
+    assert "destination.snowflake.credentials.host" in lines[0]
+    assert password not in result.stdout + result.stderr
 
 
 def _nanobind(line: str) -> bool:
