@@ -81,6 +81,10 @@ def _secret_keys(spec: Any, traces: Mapping[str, Any], prefix: str, *, secret: b
             yield f"{prefix}.{name}"
 
 
+# Where secrets go (the file is gitignored; the example beside it is committed).
+_UNCOMMITTED_FILE = ".dlt/secrets.toml (see .dlt/secrets.toml.example)"
+
+
 def where_to_set(keys: Sequence[str], secrets: Iterable[str]) -> str:
     """A sentence saying where to set `keys`: secrets in `.dlt/secrets.toml`, the rest in `.dlt/config.toml`.
 
@@ -96,11 +100,10 @@ def where_to_set(keys: Sequence[str], secrets: Iterable[str]) -> str:
     """
     secret = [key for key in keys if key in set(secrets)]
     plain = [key for key in keys if key not in secret]
-    in_secrets = ".dlt/secrets.toml (see .dlt/secrets.toml.example)"
     if secret and plain:
-        where = f"Put {listing(secret)} in {in_secrets} and {listing(plain)} in .dlt/config.toml"
+        where = f"Put {listing(secret)} in {_UNCOMMITTED_FILE} and {listing(plain)} in .dlt/config.toml"
     else:
-        where = f"Put {'it' if len(keys) == 1 else 'them'} in {in_secrets if secret else '.dlt/config.toml'}"
+        where = f"Put {'it' if len(keys) == 1 else 'them'} in {_UNCOMMITTED_FILE if secret else '.dlt/config.toml'}"
     variables = "the environment variable" if len(keys) == 1 else "the environment variables"
     return f"{where}, or set {variables} {listing([env_names([key]) for key in keys])}."
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from utils.errors import (
 from utils.run_engine import is_permanent
 
 CREDENTIALS = "DESTINATION__SNOWFLAKE__CREDENTIALS__"
-PASSWORD = "Pw-unreachable-7f3a"
+PASSWORD = f"pw-{secrets.token_hex(8)}"  # made up per run; must never be shown
 
 
 def closed_loopback_port() -> int:
@@ -107,7 +108,7 @@ def test_an_unreachable_snowflake_met_by_a_source_is_the_same_one_line(
 def test_an_unreachable_filesystem_destination_names_the_bucket_and_endpoint_settings(
     frankfurter: FrankfurterServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    secret = "Secret-unreachable-9c2e"  # made up for the test; must never be shown
+    secret = secrets.token_hex(12)  # made up per run; must never be shown
     monkeypatch.setenv("DLT__DESTINATION", "filesystem")
     monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", "s3://landing")
     monkeypatch.setenv("DESTINATION__FILESYSTEM__CREDENTIALS__AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")

@@ -172,7 +172,7 @@ def test_setting_the_keys_the_message_lists_is_enough(monkeypatch: pytest.Monkey
             {"username": "SVC_DLT"},
             f"either {SNOWFLAKE}.private_key (key-pair authentication, as SVC_DLT uses) or ",
         ),
-        ({"password": "made-up"}, f"{SNOWFLAKE}.username. "),
+        ({"password": ""}, f"{SNOWFLAKE}.username. "),  # "": made up in the test
         ({}, f"{SNOWFLAKE}.username and either {SNOWFLAKE}.private_key"),
     ],
 )
@@ -180,7 +180,7 @@ def test_once_host_is_set_only_the_login_keys_not_set_are_asked_for(
     given: dict[str, str], needed: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     password = token()
-    given = {name: password if value == "made-up" else value for name, value in given.items()}
+    given = {name: value or password for name, value in given.items()}
     message = snowflake_missing(monkeypatch, host="xy12345.eu-west-1", **given)
 
     assert f"incomplete or inconsistent: set {needed}" in message, message
