@@ -440,14 +440,16 @@ class HttpStandIn(StandIn):
 
 
 def serve_until_signalled(stand_in: StandIn, announce: Callable[[Any], None] = lambda _: None) -> None:
-    """Start `stand_in`, call `announce(stand_in)`, serve until SIGTERM or Ctrl-C, then stop it.
+    """Start `stand_in`, call `announce(stand_in)`, serve until SIGTERM, Ctrl-C or SIGHUP, then stop it.
 
     What every `python -m sandbox...` command does. The signals only set an event: raising inside
-    a blocking wait can break the lock that wait holds ("release unlocked lock").
+    a blocking wait can break the lock that wait holds ("release unlocked lock"). SIGHUP (its
+    terminal closed) stops it too, as Python's default for it would end the process without
+    stopping PostgreSQL.
     """
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stop.set())
     with stand_in:
         announce(stand_in)
         while not stop.wait(0.2):

@@ -38,7 +38,8 @@ are a seeded, mean-reverting random walk per currency around a realistic level, 
 gives the same numbers on every run and changing `today` never changes earlier days. Unlike the ECB,
 which publishes at about 16:00 CET, `today`'s rates are available all day.
 
-Hooks for tests: `publish_through()` moves `today`; `republish()`, `corrupt()` and `withhold()`
+Hooks for tests: `publish_through()` moves `today` and `publish_next_working_day()` (the sandbox's
+`simulate_activity()`) moves it to the next working day; `republish()`, `corrupt()` and `withhold()`
 change, break or remove single values (`clear_overrides()` undoes them); `inject_fault()` queues
 errors, 429s with `Retry-After`, slow answers, invalid JSON and dropped connections; `requests`
 records every answer.
@@ -398,6 +399,27 @@ class FrankfurterServer(HttpStandIn):
         """
         with self._lock:
             self._today = day
+
+    def publish_next_working_day(self) -> dt.date:
+        """Publish the first ECB working day after `today`, as the next business day does upstream.
+
+        Weekends and TARGET closing days in between are skipped, as they carry no rates: after a
+        Friday comes Monday, after Maundy Thursday the Tuesday after Easter.
+
+        Returns:
+            The day now published (the new `today`). `currencies` is left as it is.
+        """
+        with self._lock:
+            after = self.today + dt.timedelta(days=1)
+            # Never more than four closed days in a row (Good Friday to Easter Monday), so the
+            # first working day is always within a fortnight.
+            day = self.working_days(after, after + dt.timedelta(days=14))[0]
+            self._today = day
+        return day
+
+    def simulate_activity(self) -> None:
+        """A business day passes: the next ECB working day's rates are published."""
+        self.publish_next_working_day()
 
     def working_days(self, start: dt.date, end: dt.date) -> list[dt.date]:
         """List the ECB working days from `start` to `end` inclusive (none before 1999-01-04).

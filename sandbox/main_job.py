@@ -146,8 +146,84 @@ def table_totals(warehouse: Path, dataset: str, tables: list[str]) -> dict[str, 
         }
 
 
-def render(first: list[FlowOutcome], second: list[FlowOutcome], warehouse: Path) -> str:
-    """The summary printed at the end of the main job: both passes side by side."""
+# What a second run loads into a table, by the table's write disposition (dlt's term).
+SECOND_RUN_BY_DISPOSITION = {
+    "replace": "the whole table again (write disposition replace)",
+    "append": "only the rows new upstream (write disposition append)",
+    "merge": "only new, changed and deleted rows (write disposition merge)",
+}
+
+
+def write_dispositions(pipelines_dir: Path, outcomes: list[FlowOutcome]) -> dict[str, dict[str, str]]:
+    """The write disposition of every table the flows loaded, from each pipeline's dlt schema.
+
+    Args:
+        pipelines_dir: dlt's pipelines directory (`<DLT_DATA_DIR>/pipelines`) the flows ran in.
+        outcomes: The flows' outcomes (both passes may be given); those that loaded nothing are
+            left out.
+
+    Returns:
+        By pipeline name, each loaded table's disposition (`replace`, `append` or `merge`, dlt's
+        `TWriteDisposition`) by table name.
+    """
+    import dlt  # imported here: the rest of the main job needs only the flows' results
+    from dlt.common.schema.utils import get_write_disposition
+
+    found: dict[str, dict[str, str]] = {}
+    for outcome in outcomes:
+        if outcome.summary is None or not outcome.summary.row_counts:
+            continue
+        name = outcome.summary.pipeline
+        schema = dlt.attach(name, pipelines_dir=str(pipelines_dir)).default_schema
+        tables = found.setdefault(name, {})
+        for table in outcome.summary.row_counts:
+            tables[table] = get_write_disposition(schema.tables, table)
+    return found
+
+
+def second_run_notes(dispositions: dict[str, dict[str, str]]) -> list[str]:
+    """What the second run loaded, one line per write disposition, naming where it applies.
+
+    A pipeline whose tables all share a disposition is named; otherwise each of its tables is
+    (`pipeline: table`).
+
+    Args:
+        dispositions: As `write_dispositions` returns them.
+
+    Returns:
+        Lines of the summary's footnote, replace first, then append, then merge.
+    """
+    named: dict[str, list[str]] = {}
+    for pipeline, tables in sorted(dispositions.items()):
+        if len(set(tables.values())) == 1:
+            named.setdefault(next(iter(tables.values())), []).append(pipeline)
+        else:
+            for table, disposition in sorted(tables.items()):
+                named.setdefault(disposition, []).append(f"{pipeline}: {table}")
+    order = [*SECOND_RUN_BY_DISPOSITION, *sorted(set(named) - set(SECOND_RUN_BY_DISPOSITION))]
+    return [
+        f"          {', '.join(named[d])} - {SECOND_RUN_BY_DISPOSITION.get(d, f'write disposition {d}')};"
+        for d in order
+        if d in named
+    ]
+
+
+def render(
+    first: list[FlowOutcome],
+    second: list[FlowOutcome],
+    warehouse: Path,
+    dispositions: dict[str, dict[str, str]] | None = None,
+) -> str:
+    """The summary printed at the end of the main job: both passes side by side.
+
+    Args:
+        first: The first pass's outcomes, one per flow.
+        second: The second pass's, in the same order.
+        warehouse: The DuckDB file both loaded into (read for the `in table` column).
+        dispositions: Each loaded table's write disposition by pipeline and table (see
+            `write_dispositions`), which says what each second run loaded; without them the
+            footnote does not say which pipeline loaded what.
+    """
     lines = ["", "Main job summary", "================", ""]
     header = f"{'pipeline':<16} {'status':<11} {'table':<36} {'1st run':>9} {'2nd run':>9} {'in table':>9}"
     lines += [header, "-" * len(header)]
@@ -179,18 +255,21 @@ def render(first: list[FlowOutcome], second: list[FlowOutcome], warehouse: Path)
         ),
         "information_schema.tables",
     )
-    rel = os.path.relpath(warehouse)
     query = f"select * from {example} limit 5"
+    notes = second_run_notes(dispositions or {})
     lines += [
         "",
-        "1st run: rows loaded by the first run of each flow (a full load);",
-        "2nd run: rows loaded incrementally after a day of simulated upstream changes;",
+        "1st run:  rows the first run of each flow loaded (a full load);",
+        "2nd run:  rows the second run loaded, after a simulated day of upstream changes"
+        + (":" if notes else ";"),
+        *notes,
         "in table: rows each table holds now (after merges and deletions).",
         "",
         f"DuckDB file: {warehouse}",
         "Query it, e.g.:",
-        f'  .venv/bin/python -c "import duckdb; '
-        f"duckdb.connect('{rel}', read_only=True).sql('{query}').show()\"",
+        # Absolute paths, so that the line works from any directory.
+        f'  {sys.executable} -c "import duckdb; '
+        f"duckdb.connect('{warehouse.resolve()}', read_only=True).sql('{query}').show()\"",
         "",
     ]
     return "\n".join(lines)
@@ -229,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         # A day passes upstream: the second pass shows each pipeline loading only what changed.
         sandbox.simulate_activity()
         second = run_all_flows()
-    print(render(first, second, warehouse))
+    dispositions = write_dispositions(dlt_data_dir(warehouse) / "pipelines", first + second)
+    print(render(first, second, warehouse, dispositions))
     failed = [o.flow for o in first + second if o.status != "Completed"]
     if failed:
         print(f"Failed: {', '.join(failed)} - see the flow logs above.", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import duckdb
 import pytest
 
 from flows.common import all_flows
+from sandbox.frankfurter import is_working_day
 from tests import interrupts
 
 # End to end (slow): `./dev test` skips it; `./dev test-slow` and `.ci/run` run it.
@@ -50,5 +52,25 @@ def test_main_job_loads_every_pipeline_and_prints_the_summary(tmp_path: Path) ->
     first, second, total = (int(n) for n in products[-3:])
     assert 0 < second < first / 10
     assert loaded == (total,)
+    # The second exchange_rates run appends the next working day the stand-in published: one row
+    # per currency quoted that day, and only that day.
+    rates = next(line for line in summary.splitlines() if "exchange_rates.exchange_rates" in line).split()
+    rates_first, rates_second, rates_total = (int(n) for n in rates[-3:])
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        last_day = con.execute(
+            "select count(*), max(date) from exchange_rates.exchange_rates "
+            "where date = (select max(date) from exchange_rates.exchange_rates)"
+        ).fetchone()
+    assert last_day is not None
+    assert rates_second == last_day[0] > 0
+    assert rates_total == rates_first + rates_second
+    # The stand-in publishes up to today, then the simulated day adds the next working day.
+    assert last_day[1] > dt.date.today()
+    assert is_working_day(last_day[1])
+    # The footnote tells replaced from incremental loads, and the query hint works from anywhere.
+    assert "currencies - the whole table again (write disposition replace)" in summary
+    assert "exchange_rates - only the rows new upstream (write disposition append)" in summary
+    assert "incrementally" not in summary
+    assert f"duckdb.connect('{warehouse}', read_only=True)" in summary
     # dlt's working state sits beside the warehouse, not in the developer's home directory.
     assert (warehouse.parent / "dlt" / "pipelines" / "currencies").is_dir()

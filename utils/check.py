@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+import dlt
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.configuration.inject import get_fun_spec
 from dlt.common.configuration.providers.provider import EXPLICIT_VALUES_PROVIDER_NAME
@@ -67,6 +68,10 @@ _AWS_KEYS_FROM_ROLE = (
 _log = logging.getLogger(__name__)
 # dlt's `pipelines_dir` setting (PipelineConfiguration), looked up without sections last.
 _PIPELINES_DIR = "PIPELINES_DIR"
+# The destination override (`DLT__DESTINATION`) as utils.destinations reads it.
+DESTINATION_KEY = "dlt.destination"
+# The one destination that is a file on this machine, never production.
+LOCAL_DESTINATION = "duckdb"
 
 
 @dataclass(frozen=True)
@@ -255,16 +260,47 @@ def _setting(trace: ResolvedValueTrace) -> Setting:
     return Setting(key, origin=origin, secret=is_secret_hint(trace.hint))
 
 
-def describe_environment(environment: Environment | None, settings: VaultSettings) -> str:
-    """One line on what applies: the environment, and whether and where the vault is read."""
-    where = (
-        f"environment: {environment.name} (the default: {ENVIRONMENT_VARIABLE} is not set, so nothing "
-        "loads into production; set it to production on the work pool, ci in CI)"
-        if environment is not None and environment_is_default()
-        else f"environment: {environment.name} ({ENVIRONMENT_VARIABLE})"
-        if environment
-        else f"environment: none ({ENVIRONMENT_VARIABLE} not set)"
-    )
+def describe_environment(
+    environment: Environment | None, settings: VaultSettings, destinations: Sequence[str] = ()
+) -> str:
+    """One line on what applies: the environment, and whether and where the vault is read.
+
+    Args:
+        environment: The selected environment.
+        settings: The vault's settings.
+        destinations: The destination each checked pipeline loads into now. In the default
+            environment the line says "nothing loads into production" only if all are DuckDB;
+            otherwise it names what sends them elsewhere (`DLT__DESTINATION`, or the
+            environment's `destination` key).
+    """
+    override = (dlt.config.get(DESTINATION_KEY, str) or "").strip().lower()
+    # Only a DuckDB file is local; anything else may be production's.
+    elsewhere = sorted({d for d in destinations if d != LOCAL_DESTINATION})
+    if environment is not None and environment_is_default():
+        if not elsewhere:
+            only = f"every pipeline loads into {LOCAL_DESTINATION}, " if destinations else ""
+            where = (
+                f"environment: {environment.name} (the default: {ENVIRONMENT_VARIABLE} is not set, so "
+                f"{only}nothing loads into production; set it to production on the work pool, ci in CI)"
+            )
+        else:
+            cause = (
+                f"DLT__DESTINATION={override}"
+                if override
+                else f"environments.{environment.name}.destination={environment.destination}"
+            )
+            where = (
+                f"environment: {environment.name} (the default: {ENVIRONMENT_VARIABLE} is not set), but "
+                f"{cause} sends pipelines to {', '.join(elsewhere)} (as listed below), not the local "
+                "DuckDB file: the settings below decide which account or bucket - production's if "
+                "they are production's"
+            )
+    elif environment is not None:
+        where = f"environment: {environment.name} ({ENVIRONMENT_VARIABLE})"
+        if override:
+            where += f"; DLT__DESTINATION={override} overrides every pipeline's destination"
+    else:
+        where = f"environment: none ({ENVIRONMENT_VARIABLE} not set)"
     vault = (
         f"AWS Secrets Manager: on, secrets {settings.prefix}/sources/<name> and "
         f"{settings.prefix}/destination/<name>, region {settings.region or 'from the AWS configuration'}"
@@ -335,7 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(render(checks, describe_environment(environment, settings)))
+    header = describe_environment(
+        environment, settings, [c.destination for c in checks if c.destination != "?"]
+    )
+    sys.stdout.write(render(checks, header))
     return 0 if all(c.ready for c in checks) else 1
 
 

@@ -243,6 +243,42 @@ def test_publish_through_makes_new_days_appear(server: FrankfurterServer) -> Non
     assert get(server, "/latest").json()["date"] == "2024-06-18"
 
 
+def test_simulated_activity_publishes_the_next_working_day_only(server: FrankfurterServer) -> None:
+    before = rates_of(server, "/2024-06-14..")
+
+    server.simulate_activity()  # a business day passes: Friday 14 June -> Monday 17 June
+    after = rates_of(server, "/2024-06-14..")
+
+    assert server.today == dt.date(2024, 6, 17)
+    assert list(before) == ["2024-06-14"]
+    assert list(after) == ["2024-06-14", "2024-06-17"]  # the weekend carries no rates
+    assert after["2024-06-14"] == before["2024-06-14"]
+    assert set(after["2024-06-17"]) == set(before["2024-06-14"])
+    assert get(server, "/latest").json()["date"] == "2024-06-17"
+
+
+@pytest.mark.parametrize(
+    ("today", "next_day"),
+    [
+        (dt.date(2024, 3, 28), dt.date(2024, 4, 2)),  # Maundy Thursday: Good Friday, Easter Monday shut
+        (dt.date(2024, 12, 24), dt.date(2024, 12, 27)),  # 25 and 26 December are TARGET holidays
+        (dt.date(2024, 12, 31), dt.date(2025, 1, 2)),  # so is 1 January
+        (dt.date(2024, 4, 30), dt.date(2024, 5, 2)),  # and 1 May
+        (dt.date(2024, 6, 15), dt.date(2024, 6, 17)),  # from a Saturday: the next Monday
+    ],
+)
+def test_the_next_working_day_skips_ecb_closing_days(today: dt.date, next_day: dt.date) -> None:
+    with FrankfurterServer(today=today) as server:
+        assert server.publish_next_working_day() == next_day
+        assert server.today == next_day
+        assert get(server, "/latest").json()["date"] == next_day.isoformat()
+        days = [dt.date.fromisoformat(day) for day in rates_of(server, f"/{today}..")]
+        # The range starts at the last working day on or before `today`, then jumps to the new day.
+        assert days[-1] == next_day
+        assert days[:-1] == ([today] if is_working_day(today) else [days[0]])
+        assert days[0] <= today
+
+
 def test_full_history_comes_in_one_answer(server: FrankfurterServer) -> None:
     # How fast the stand-in serves it is a benchmark's business (bench/exchange_rates.py), not a test's.
     server.publish_through(dt.date(2026, 11, 20))

@@ -1,13 +1,18 @@
-"""The main job's guards: never load into, or empty, a file or folder that is not the demo's own."""
+"""The main job's guards: never load into, or empty, a file or folder that is not the demo's own;
+and its summary's footnote."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import dlt
 import duckdb
 import pytest
 
 from sandbox import main_job
+from utils.load_summary import LoadSummary
 
 
 def test_a_duckdb_destination_override_is_refused_before_anything_starts(
@@ -109,3 +114,49 @@ def test_the_repository_default_is_reset_although_other_tasks_share_its_state(
     monkeypatch.setattr(main_job, "DEFAULT_WAREHOUSE", default)
     assert main_job.reset_refusal(default) is None
     assert main_job.reset_refusal(tmp_path / ".local" / "other.duckdb") is not None
+
+
+def test_the_footnote_says_what_each_pipelines_second_run_loaded_from_its_write_dispositions(
+    tmp_path: Path,
+) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    pipelines_dir = tmp_path / "dlt" / "pipelines"
+
+    @dlt.resource(write_disposition="replace")
+    def listed() -> Iterator[dict[str, int]]:
+        yield {"id": 1}
+
+    @dlt.resource(write_disposition="append")
+    def appended() -> Iterator[dict[str, int]]:
+        yield {"id": 1}
+
+    @dlt.resource(write_disposition="merge", primary_key="id")
+    def merged() -> Iterator[dict[str, int]]:
+        yield {"id": 1}
+
+    outcomes = []
+    for name, resources in (("lists", [listed]), ("mixed", [appended, merged])):
+        pipeline = dlt.pipeline(
+            name,
+            pipelines_dir=str(pipelines_dir),
+            destination=dlt.destinations.duckdb(str(warehouse)),
+            dataset_name=name,
+        )
+        summary = LoadSummary.from_load_info(pipeline.run(resources))
+        outcomes.append(main_job.FlowOutcome(name, "Completed", summary))
+
+    dispositions = main_job.write_dispositions(pipelines_dir, outcomes)
+    text = main_job.render(outcomes, outcomes, warehouse, dispositions)
+
+    assert dispositions == {
+        "lists": {"listed": "replace"},
+        "mixed": {"appended": "append", "merged": "merge"},
+    }
+    assert "          lists - the whole table again (write disposition replace);" in text
+    assert "          mixed: appended - only the rows new upstream (write disposition append);" in text
+    assert "          mixed: merged - only new, changed and deleted rows (write disposition merge);" in text
+    assert "incrementally" not in text
+    # The query hint works from any directory: absolute paths only.
+    hint = text.split("Query it, e.g.:", 1)[1].strip().splitlines()[0]
+    assert f"duckdb.connect('{warehouse.resolve()}', read_only=True)" in hint
+    assert hint.split()[0] == sys.executable and Path(sys.executable).is_absolute()

@@ -234,3 +234,65 @@ def test_a_duckdb_file_in_a_missing_folder_is_not_ready(
     assert status == 1, out
     assert "destination.duckdb.credentials" in out and str(target) in out and "does not exist" in out
     assert "0 ready" in out and "Errors in: currencies" in out
+
+
+def header_of(out: str) -> str:
+    return out.splitlines()[0]
+
+
+def test_the_default_environment_header_says_every_pipeline_loads_locally(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DLT__ENVIRONMENT")
+    monkeypatch.delenv("DLT__DESTINATION")
+
+    main(["currencies", "exchange_rates"])
+
+    out = capsys.readouterr().out
+    assert "currencies -> duckdb" in out and "exchange_rates -> duckdb" in out
+    assert header_of(out).startswith(
+        "environment: local (the default: DLT__ENVIRONMENT is not set, so every pipeline loads into "
+        "duckdb, nothing loads into production;"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "cause"),
+    [
+        ("DLT__DESTINATION", "snowflake", "DLT__DESTINATION=snowflake"),
+        ("DLT__DESTINATION", "filesystem", "DLT__DESTINATION=filesystem"),
+        ("ENVIRONMENTS__LOCAL__DESTINATION", "snowflake", "environments.local.destination=snowflake"),
+    ],
+)
+def test_the_default_environment_header_names_a_destination_chosen_over_duckdb(
+    variable: str, value: str, cause: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DLT__ENVIRONMENT")
+    monkeypatch.delenv("DLT__DESTINATION")
+    monkeypatch.setenv(variable, value)
+
+    main(["currencies"])
+
+    out = capsys.readouterr().out
+    assert f"currencies -> {value}" in out
+    header = header_of(out)
+    assert "nothing loads into production" not in header
+    assert header.startswith(
+        f"environment: local (the default: DLT__ENVIRONMENT is not set), but {cause} sends pipelines "
+        f"to {value} (as listed below), not the local DuckDB file"
+    )
+
+
+def test_another_environment_header_says_when_dlt_destination_overrides_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DLT__ENVIRONMENT", "ci")
+    monkeypatch.setenv("VAULT__ENABLED", "false")
+
+    main(["currencies"])  # DLT__DESTINATION=duckdb from the test set-up
+
+    out = capsys.readouterr().out
+    assert "currencies -> duckdb" in out
+    assert header_of(out) == (
+        "environment: ci (DLT__ENVIRONMENT); DLT__DESTINATION=duckdb overrides every pipeline's destination"
+    )
