@@ -62,9 +62,11 @@ def test_partial_snowflake_credentials_are_reported_naming_the_keys(
     monkeypatch.setenv("DESTINATION__SNOWFLAKE__CREDENTIALS__USERNAME", "SVC_DLT")  # no key, no password
     assert main(["currencies"]) == 1
     out = capsys.readouterr().out
+    # Only what is still missing: the username is set, a key or a password is not.
     assert (
         "ERROR    Pipeline 'currencies': destination.snowflake.credentials are incomplete or inconsistent: "
-        "set destination.snowflake.credentials.username and either destination.snowflake.credentials.private_key"
+        "set either destination.snowflake.credentials.private_key (key-pair authentication, as SVC_DLT "
+        "uses) or destination.snowflake.credentials.password."
     ) in out
 
 
