@@ -11,16 +11,19 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import cast
 
 import duckdb
 from prefect.client.schemas.objects import State
 
 from sandbox import Sandbox
+from sandbox.prefect_api import PrefectApiServer
 from utils.load_summary import LoadSummary
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -275,6 +278,10 @@ def render(
     return "\n".join(lines)
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the main job; returns the process exit code (1 if any flow failed)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -302,7 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     reset_local_state(warehouse)
 
-    with Sandbox() as sandbox:
+    # SIGTERM (a supervisor, `kill`) unwinds like Ctrl-C, so the servers below are stopped too.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # The Prefect server is entered first and so stopped last: an interrupted flow run reports its
+    # crash, and Prefect sends its last logs, while it still answers (sandbox.prefect_api).
+    with PrefectApiServer() as prefect_api, prefect_api.selected(), Sandbox() as sandbox:
         os.environ.update(local_environment(sandbox, warehouse))
         first = run_all_flows()
         # A day passes upstream: the second pass shows each pipeline loading only what changed.

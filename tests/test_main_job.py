@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import re
+import signal
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -74,3 +80,55 @@ def test_main_job_loads_every_pipeline_and_prints_the_summary(tmp_path: Path) ->
     assert f"duckdb.connect('{warehouse}', read_only=True)" in summary
     # dlt's working state sits beside the warehouse, not in the developer's home directory.
     assert (warehouse.parent / "dlt" / "pipelines" / "currencies").is_dir()
+
+
+def test_ctrl_c_ends_the_main_job_within_seconds_and_leaves_nothing_running(tmp_path: Path) -> None:
+    warehouse = tmp_path / "local" / "warehouse.duckdb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DLT", "SOURCES__", "LOCAL__"))}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    log = tmp_path / "main_job.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sandbox.main_job", "--warehouse", str(warehouse)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # As a terminal starts it: Ctrl-C not ignored, whatever the test runner inherited.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    try:
+        deadline = time.monotonic() + 600
+        # Interrupt once the first flow has finished and the next one is under way.
+        while "Finished in state Completed()" not in log.read_text(errors="replace"):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        servers = [c for c in _children_commands(process.pid) if "prefect server start" in c]
+        server = re.search(r"--port (\d+)", " ".join(servers))
+        assert server is not None  # the main job's own Prefect server, in a session of its own
+
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
+        started = time.monotonic()
+        process.wait(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        interrupts.stop_group(process, grace=30)
+    output = log.read_text(errors="replace")
+    assert took < 30, output[-3000:]  # was about 146 s of retries against a stopped server
+    assert "Error logging to API" not in output
+    assert "ConnectError" not in output
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", int(server[1]))) != 0  # the Prefect server stopped
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # nothing of the main job's process group is left
+
+
+def _children_commands(parent: int) -> list[str]:
+    """The command lines of `parent`'s child processes (Linux `/proc`)."""
+    commands = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                commands.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+    return commands
