@@ -110,12 +110,14 @@ def test_ctrl_c_ends_the_main_job_within_seconds_and_leaves_nothing_running(tmp_
 
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
         started = time.monotonic()
-        process.wait(timeout=60)
+        process.wait(timeout=150)
         took = time.monotonic() - started
     finally:
         interrupts.stop_group(process, grace=30)
     output = log.read_text(errors="replace")
-    assert took < 30, output[-3000:]  # was about 146 s of retries against a stopped server
+    # A hang guard with room for a loaded CI machine (it takes about 2 s idle); what shows the bug -
+    # 146 s of retries against a server already stopped - is the log checked below.
+    assert took < 120, output[-3000:]
     assert "Error logging to API" not in output
     assert "ConnectError" not in output
     with socket.socket() as sock:
