@@ -210,24 +210,7 @@ def test_nothing_is_frozen_once_dlt_or_duckdb_is_loaded(loaded_first: str) -> No
 def test_a_flow_process_loads_and_exits_without_leak_reports(
     frankfurter: FrankfurterServer, warehouse: Path
 ) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from prefect.settings import PREFECT_API_URL
-
-    root = Path(common.__file__).parents[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
-    done = subprocess.run(
-        [sys.executable, "flows/currencies.py"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    done = _flow_process("currencies")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "leak" not in done.stderr.lower(), done.stderr[-3000:]
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -246,28 +229,10 @@ def test_a_flow_process_loads_and_exits_without_leak_reports(
 def test_a_failed_flow_process_shows_the_error_and_exits_with_status_1(
     catalogue: CatalogueMutator, warehouse: Path
 ) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from prefect.settings import PREFECT_API_URL
-
-    root = Path(common.__file__).parents[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
     # A rejected password: a permanent error, so no retry waits; DuckDB is loaded by then, whose
     # bindings reported "leaked" objects at a normal interpreter exit.
     wrong = "wrong-password-1b7f"
-    env["SOURCES__PRODUCTS__CREDENTIALS__PASSWORD"] = wrong
-    done = subprocess.run(
-        [sys.executable, "flows/products.py"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    done = _flow_process("products", SOURCES__PRODUCTS__CREDENTIALS__PASSWORD=wrong)
     output = done.stdout + done.stderr
     assert done.returncode == 1, output[-3000:]
     assert "Traceback" in done.stderr
@@ -277,6 +242,31 @@ def test_a_failed_flow_process_shows_the_error_and_exits_with_status_1(
     assert "leak" not in done.stderr.lower(), done.stderr[-3000:]
     assert wrong not in output
     assert any("Finished in state Failed" in line for line in run_logs(_flow_run_id(output)))
+
+
+def _flow_process(name: str, **settings: str) -> Any:
+    """`python flows/<name>.py` as a user runs it, against the test session's Prefect API.
+
+    Returns:
+        The finished `subprocess.CompletedProcess` (output captured as text).
+    """
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(settings, PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    return subprocess.run(
+        [sys.executable, f"flows/{name}.py"],
+        cwd=Path(common.__file__).parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
 
 
 def _flow_run_id(output: str) -> Any:
